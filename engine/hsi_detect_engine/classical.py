@@ -1,0 +1,95 @@
+"""Classical detectors: global RX anomaly detection and change vector analysis (CVA).
+
+They are fast baselines and the pre-detection that picks HyperNet's training pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import HsiDetectError
+
+_CHUNK = 65536  # pixels per block: keeps float64 copies of large scenes small
+
+
+def _mean_cov(pixels: np.ndarray):
+    n, b = pixels.shape
+    mean = np.zeros(b)
+    for s in range(0, n, _CHUNK):
+        mean += pixels[s:s + _CHUNK].sum(axis=0, dtype=np.float64)
+    mean /= n
+    cov = np.zeros((b, b))
+    for s in range(0, n, _CHUNK):
+        d = pixels[s:s + _CHUNK].astype(np.float64) - mean
+        cov += d.T @ d
+    cov /= max(n - 1, 1)
+    return mean, cov
+
+
+def safe_inverse(cov: np.ndarray, rcond: float = 1e-10) -> np.ndarray:
+    """Pseudo-inverse of a symmetric covariance through its eigenvalues: directions whose
+    variance is below rcond times the largest are left out, so a singular or rank-deficient
+    covariance gives finite distances."""
+    w, v = np.linalg.eigh((cov + cov.T) / 2)
+    keep = w > rcond * max(w.max(), 0.0)
+    if not keep.any():
+        return np.zeros_like(cov)
+    return (v[:, keep] / w[keep]) @ v[:, keep].T
+
+
+def rx_scores(cube: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
+    """Mahalanobis distance of every pixel to the mean and covariance of the valid pixels.
+
+    Returns a float64 (rows, cols) map; invalid pixels are 0.
+    """
+    if not valid.any():
+        raise HsiDetectError("RX needs at least one valid pixel.")
+    pixels = cube[valid]
+    mean, cov = _mean_cov(pixels)
+    inv = safe_inverse(cov)
+    out = np.zeros(pixels.shape[0])
+    for s in range(0, pixels.shape[0], _CHUNK):
+        if progress is not None:
+            progress.update("detecting", s / pixels.shape[0], "RX")
+        d = pixels[s:s + _CHUNK].astype(np.float64) - mean
+        out[s:s + _CHUNK] = np.einsum("ij,jk,ik->i", d, inv, d, optimize=True)
+    score = np.zeros(valid.shape)
+    score[valid] = np.maximum(out, 0.0)
+    return score
+
+
+def standardize_date(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-band zero mean and unit variance over the valid pixels (float32)."""
+    pixels = cube[valid].astype(np.float64)
+    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    std[std < 1e-12] = 1.0
+    out = ((cube - mean) / std).astype(np.float32)
+    out[~valid] = 0.0
+    return out
+
+
+def cva_magnitude(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Change vector magnitude between the two dates, each standardised on its own."""
+    d = standardize_date(t2, valid) - standardize_date(t1, valid)
+    mag = np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
+    mag[~valid] = 0.0
+    return mag
+
+
+def spectral_angle(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Spectral angle (radians) between the two dates' standardised spectra at each pixel."""
+    a, b = standardize_date(t1, valid).astype(np.float64), standardize_date(t2, valid).astype(np.float64)
+    dot = np.einsum("ijk,ijk->ij", a, b)
+    norm = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
+    ang = np.arccos(np.clip(np.divide(dot, norm, out=np.ones_like(dot), where=norm > 0), -1.0, 1.0))
+    ang[~valid] = 0.0
+    return ang
+
+
+def minmax_normalise(score: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Scale the valid scores to [0, 1] (float32); invalid pixels are 0."""
+    v = score[valid]
+    lo, hi = float(v.min()), float(v.max())
+    out = np.zeros(score.shape, dtype=np.float32)
+    out[valid] = ((v - lo) / (hi - lo)) if hi > lo else 0.0
+    return out

@@ -1,0 +1,250 @@
+"""The ``hsi-detect`` command: anomaly, change and evaluate.
+
+Progress goes to stderr as a progress bar, or with --json-progress to stdout as one JSON
+object per line (what the QGIS plugin reads). Exit status: 0 success, 1 bad input or
+failed run, 2 bad command line, 3 cancelled, 4 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from . import __version__
+from .errors import Cancelled, HsiDetectError
+from .parameters import BS3LNET, HYPERNET
+from .progress import Progress
+from .raster_io import parse_band_list
+
+EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED, EXIT_INTERNAL = 1, 2, 3, 4
+
+
+class BarProgress:
+    """Progress events as tqdm bars on stderr, one bar per stage."""
+
+    def __init__(self):
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, event: dict):
+        from tqdm import tqdm
+
+        if event["stage"] == "log":
+            tqdm.write(event["message"], file=sys.stderr)
+            return
+        if event["stage"] != self.stage:
+            self.close()
+            self.stage = event["stage"]
+            self.bar = tqdm(total=1000, desc=f"{self.stage:<10}", file=sys.stderr, leave=True,
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+        self.bar.n = int(round(event["fraction"] * 1000))
+        if "loss" in event:
+            self.bar.set_postfix_str(f"loss {event['loss']:.5g}", refresh=False)
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _json_line(obj: dict):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _common(p: argparse.ArgumentParser):
+    g = p.add_argument_group("run")
+    g.add_argument("--json-progress", action="store_true", help="report progress as JSON lines on stdout (for programs)")
+    g.add_argument("--cancel-on-stdin", action="store_true",
+                   help="cancel when a line 'cancel' or end-of-file arrives on stdin (for programs that start this one)")
+    g.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def _run_options(p: argparse.ArgumentParser, what: str):
+    p.add_argument("--bands", type=parse_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
+    p.add_argument("--threshold", choices=("otsu", "kmeans", "value", "fraction"), default="otsu",
+                   help="how the binary map is thresholded (default: otsu)")
+    p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
+    p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--save-model", metavar="MODEL", help=f"save the trained {what} network to this file")
+    p.add_argument("--model", metavar="MODEL", help="apply this saved model instead of training")
+
+
+def _method_options(p: argparse.ArgumentParser, params: list, title: str):
+    if not params:
+        return
+    g = p.add_argument_group(title)
+    for prm in params:
+        extra = f" (paper: {prm.paper})" if prm.paper is not None else ""
+        kwargs = {"dest": prm.name, "default": None, "help": f"{prm.help} (default: {prm.default}){extra}"}
+        if prm.type is bool:
+            kwargs["type"] = _parse_bool
+            kwargs["metavar"] = "yes|no"
+        else:
+            kwargs["type"] = prm.type
+        if prm.choices:
+            kwargs["choices"] = prm.choices
+        g.add_argument(prm.flag, **kwargs)
+
+
+def _parse_bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "yes", "true", "on"):
+        return True
+    if t in ("0", "no", "false", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"'{text}' is not yes or no")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hsi-detect",
+        description="Self-supervised hyperspectral change detection (HyperNet) and anomaly detection (BS3LNet), "
+                    "with the classical CVA and RX as baselines. Inputs: any GDAL raster, or .mat/.npy/.npz cubes.")
+    parser.add_argument("--version", action="version", version=f"hsi-detect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    a = sub.add_parser("anomaly", help="anomaly score map of one image (BS3LNet or RX)",
+                       description="Train BS3LNet on the image itself (no labels) and write its anomaly score "
+                                   "map (0..1), or run global RX.")
+    a.add_argument("input", metavar="INPUT", help="hyperspectral image")
+    a.add_argument("--output", "-o", required=True, metavar="SCORE.tif", help="anomaly score GeoTIFF to write")
+    a.add_argument("--binary", metavar="MAP.tif", help="also write a binary anomaly map (1 anomaly, 0 background)")
+    a.add_argument("--method", choices=("bs3lnet", "rx"), default="bs3lnet", help="detector (default: bs3lnet)")
+    _run_options(a, "BS3LNet")
+    _method_options(a, BS3LNET, "BS3LNet parameters")
+    _common(a)
+
+    c = sub.add_parser("change", help="change maps between two dates (HyperNet or CVA)",
+                       description="Train HyperNet on the two dates themselves (no labels) and write the change "
+                                   "magnitude, the anomalous-change score and a binary change map; or run CVA.")
+    c.add_argument("t1", metavar="T1", help="image of the first date")
+    c.add_argument("t2", metavar="T2", help="image of the second date (same bands)")
+    c.add_argument("--output", "-o", required=True, metavar="CHANGE.tif", help="change magnitude GeoTIFF to write")
+    c.add_argument("--anomalous-change", metavar="ACD.tif", help="also write the anomalous-change score (RX of the feature difference)")
+    c.add_argument("--binary", metavar="MAP.tif", help="also write a binary change map (1 changed, 0 unchanged)")
+    c.add_argument("--training-mask", metavar="MASK.tif", help="raster whose non-zero pixels are unchanged pixels to train on "
+                                                               "(default: chosen automatically)")
+    c.add_argument("--method", choices=("hypernet", "cva"), default="hypernet", help="detector (default: hypernet)")
+    c.add_argument("--grid", choices=("resample", "refuse"), default="resample",
+                   help="when the dates' grids differ: resample date 2 onto date 1 (default) or stop")
+    _run_options(c, "HyperNet")
+    _method_options(c, HYPERNET, "HyperNet parameters")
+    _common(c)
+
+    e = sub.add_parser("evaluate", help="accuracy of a score or binary map against a ground truth",
+                       description="AUC, overall accuracy, Kappa, F1, precision and recall; for a score map the "
+                                   "binary figures are taken at its Otsu threshold.")
+    e.add_argument("map", metavar="MAP", help="score or binary raster")
+    e.add_argument("ground_truth", metavar="GROUND_TRUTH", help="raster: 1 = changed/anomalous, other labelled values = background")
+    e.add_argument("--unlabelled", type=float, help="ground-truth value meaning 'not labelled' (left out of every figure)")
+    e.add_argument("--report", metavar="REPORT.html", help="write an HTML report with the ROC curve and confusion matrix")
+    _common(e)
+    return parser
+
+
+def _method_params(args, params: list) -> dict:
+    return {p.name: getattr(args, p.name) for p in params if getattr(args, p.name, None) is not None}
+
+
+def _dispatch(args, progress: Progress) -> dict:
+    if args.command == "anomaly":
+        from .anomaly import run_anomaly
+
+        return run_anomaly(args.input, args.output, binary=args.binary, bands=args.bands, method=args.method,
+                           threshold=args.threshold, threshold_value=args.threshold_value,
+                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
+                           save_model=args.save_model, params=_method_params(args, BS3LNET), progress=progress)
+    if args.command == "change":
+        from .change import run_change
+
+        return run_change(args.t1, args.t2, args.output, anomalous=args.anomalous_change, binary=args.binary,
+                          training_mask=args.training_mask, bands=args.bands, method=args.method, grid=args.grid,
+                          threshold=args.threshold, threshold_value=args.threshold_value,
+                          top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
+                          save_model=args.save_model, params=_method_params(args, HYPERNET), progress=progress)
+    from .evaluate import evaluate
+
+    return evaluate(args.map, args.ground_truth, unlabelled=args.unlabelled, report=args.report)
+
+
+def _watch_stdin(progress: Progress):
+    for line in sys.stdin:
+        if line.strip().lower() == "cancel":
+            break
+    progress.cancel()
+
+
+def _print_summary(result: dict):
+    if "auc" in result:
+        print(" ".join(f"{k.upper()} {result[k]:.4f}" for k in ("auc", "oa", "kappa", "f1", "precision", "recall")))
+        if result.get("report"):
+            print(f"report: {result['report']}")
+        return
+    for name, path in result.get("outputs", {}).items():
+        print(f"{name}: {path}")
+    extra = [f"device {result['device']}" if result.get("device") else "", f"{result.get('seconds', 0):.1f} s"]
+    print(", ".join(x for x in extra if x))
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    bar = None if args.json_progress else BarProgress()
+    progress = Progress(_json_line if args.json_progress else bar)
+
+    def on_signal(signum, frame):
+        progress.cancel()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if args.cancel_on_stdin:
+        threading.Thread(target=_watch_stdin, args=(progress,), daemon=True).start()
+
+    def fail(kind: str, message: str, code: int) -> int:
+        if bar is not None:
+            bar.close()
+        if args.json_progress:
+            _json_line({"error": message, "kind": kind})
+        print(f"hsi-detect: error: {message}", file=sys.stderr)
+        return code
+
+    try:
+        result = _dispatch(args, progress)
+    except Cancelled as exc:
+        return fail("cancelled", str(exc), EXIT_CANCELLED)
+    except HsiDetectError as exc:
+        if args.debug:
+            raise
+        return fail("input", str(exc), EXIT_ERROR)
+    except MemoryError:
+        if args.debug:
+            raise
+        return fail("memory", "Out of memory. Select fewer bands, process a smaller area, or use a machine with "
+                              "more memory.", EXIT_ERROR)
+    except Exception as exc:  # a bug: say so in one line, the traceback with --debug
+        if args.debug:
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        if "out of memory" in text.lower():
+            return fail("memory", f"Out of memory on the device ({text}). Try --device cpu or fewer bands.", EXIT_ERROR)
+        return fail("internal", f"internal error: {type(exc).__name__}: {text} (run with --debug for the traceback)",
+                    EXIT_INTERNAL)
+    if bar is not None:
+        bar.close()
+    if args.json_progress:
+        _json_line({"result": result})
+    else:
+        _print_summary(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

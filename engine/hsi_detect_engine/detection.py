@@ -1,0 +1,72 @@
+"""Applying a trained network to a whole image, or by overlapping tiles when it does not fit.
+
+Both detectors use ``apply_by_tiles``: each tile is read with an overlap of at least the
+network's receptive-field radius, and only its core is kept, so the tiled result equals
+the whole-image result (up to float rounding) for fully convolutional networks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from .progress import Progress
+from .raster_io import iter_tiles
+
+
+def available_memory_bytes(device=None) -> int:
+    """Free memory on the device that will hold the activations."""
+    if device is not None and getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def tile_size_for(bytes_per_pixel: float, device=None, fraction: float = 0.25, minimum: int = 64,
+                  overlap: int = 0) -> int:
+    """Largest square tile whose activations (bytes_per_pixel each) fit in a fraction of free memory."""
+    budget = available_memory_bytes(device) * fraction
+    side = int((budget / max(bytes_per_pixel, 1.0)) ** 0.5) - 2 * overlap
+    return max(minimum, side)
+
+
+def apply_by_tiles(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, out_channels: int,
+                   tile_size: Optional[int], overlap: int, progress: Optional[Progress] = None,
+                   stage: str = "detecting") -> np.ndarray:
+    """Run fn((h, w, C) float32) -> (h, w, out_channels) over the image.
+
+    tile_size None (or not smaller than the image) runs one whole-image pass.
+    """
+    rows, cols = image.shape[:2]
+    if tile_size is None or (tile_size >= rows and tile_size >= cols):
+        if progress is not None:
+            progress.update(stage, 0.0, "whole image in one pass", force=True)
+        out = fn(image)
+        if progress is not None:
+            progress.update(stage, 1.0, "whole image in one pass")
+        return out
+    out = np.empty((rows, cols, out_channels), dtype=np.float32)
+    tiles = list(iter_tiles(rows, cols, tile_size, overlap))
+    for i, t in enumerate(tiles):
+        if progress is not None:
+            progress.update(stage, i / len(tiles), f"tile {i + 1}/{len(tiles)}")
+        result = fn(image[t.row:t.row + t.rows, t.col:t.col + t.cols])
+        rs, cs = t.core_in_tile
+        out[t.core_row:t.core_row + t.core_rows, t.core_col:t.core_col + t.core_cols] = result[rs, cs]
+    if progress is not None:
+        progress.update(stage, 1.0, f"{len(tiles)} tiles")
+    return out

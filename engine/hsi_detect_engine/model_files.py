@@ -1,0 +1,69 @@
+"""Trained-model files: safetensors weights plus a JSON header, never pickles.
+
+One file holds the network weights, the scaling statistics (as tensors) and, in the
+header, the method name, the band count and the hyper-parameters needed to rebuild
+the network. Loading executes nothing from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+from . import __version__
+from .errors import HsiDetectError
+from .raster_io import check_input_path, check_output_path
+
+FORMAT = "hsi-detect-model"
+FORMAT_VERSION = "1"
+METHOD_TITLES = {"bs3lnet": "BS3LNet (anomaly detection)", "hypernet": "HyperNet (change detection)"}
+
+
+def save_model(path: str, method: str, tensors: dict, config: dict, inputs=()) -> str:
+    """Write tensors (name -> torch.Tensor) and a JSON-able config atomically."""
+    from safetensors.torch import save_file
+
+    path = check_output_path(path, inputs)
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
+              "engine_version": __version__, "config": json.dumps(config, sort_keys=True)}
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=header)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_model(path: str, method: str, bands: int = None):
+    """Read a model file written by save_model: returns (tensors, config).
+
+    Refuses, with a clear message, a file that is not an hsi-detect model, a model of
+    another method, and (when ``bands`` is given) a model trained on another band count.
+    """
+    from safetensors import safe_open
+
+    path = check_input_path(path)
+    not_model = (f"{path} is not an hsi-detect model file. Give a file saved with --save-model "
+                 "(SAVE_MODEL in QGIS), or leave the model out to train on the image.")
+    try:
+        with safe_open(path, framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception:
+        raise HsiDetectError(not_model) from None
+    if header.get("format") != FORMAT:
+        raise HsiDetectError(not_model)
+    if header.get("method") != method:
+        raise HsiDetectError(f"{path} holds a {METHOD_TITLES.get(header.get('method'), header.get('method'))} model, "
+                             f"but this run needs a {METHOD_TITLES.get(method, method)} model.")
+    try:
+        config = json.loads(header["config"])
+    except (KeyError, ValueError):
+        raise HsiDetectError(not_model) from None
+    if bands is not None and int(config.get("bands", -1)) != bands:
+        raise HsiDetectError(f"{path} was trained on {config.get('bands')} bands, but the image has {bands} "
+                             "(after band selection). Use a model trained on the same bands, or train a new one.")
+    return tensors, config

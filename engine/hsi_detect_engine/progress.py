@@ -1,0 +1,74 @@
+"""Progress reporting and cancellation: one object handed down every pipeline.
+
+A pipeline calls ``progress.update(stage, fraction, message, loss)`` as it goes and
+``progress.check()`` at least once a second; ``check`` raises ``Cancelled`` once the
+cancel flag is set (by a signal handler in the CLI, or by a caller's own flag).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Optional
+
+from .errors import Cancelled
+
+# Stages in the order a run goes through them, with the share of the whole run each takes.
+STAGE_WEIGHTS = {"reading": 0.03, "preparing": 0.02, "training": 0.85, "detecting": 0.07, "writing": 0.03}
+
+
+class Progress:
+    """Forwards progress events to a callback and carries the cancel flag.
+
+    The callback receives a dict: stage, fraction (0..1 of that stage), overall
+    (0..1 of the whole run), message, and loss when there is one.
+    """
+
+    def __init__(self, callback: Optional[Callable[[dict], None]] = None,
+                 cancel: Optional[threading.Event] = None, min_interval: float = 0.2):
+        self.callback = callback
+        self.cancel_event = cancel if cancel is not None else threading.Event()
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._stages = {}
+
+    def cancel(self):
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check(self):
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+    def overall(self, stage: str, fraction: float) -> float:
+        before = 0.0
+        for name, weight in STAGE_WEIGHTS.items():
+            if name == stage:
+                return min(1.0, before + weight * fraction)
+            before += weight
+        return min(1.0, fraction)
+
+    def update(self, stage: str, fraction: float = 0.0, message: str = "", loss: Optional[float] = None,
+               force: bool = False):
+        self.check()
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        new_stage = self._stages.get(stage) is None
+        if not (force or new_stage or fraction >= 1.0 or now - self._last >= self.min_interval):
+            return
+        self._stages[stage] = True
+        self._last = now
+        event = {"stage": stage, "fraction": round(float(fraction), 4),
+                 "overall": round(self.overall(stage, fraction), 4), "message": message}
+        if loss is not None:
+            event["loss"] = float(loss)
+        self.callback(event)
+
+    def log(self, message: str):
+        """A message for the log that moves no progress bar."""
+        if self.callback is not None:
+            self.callback({"stage": "log", "message": message})

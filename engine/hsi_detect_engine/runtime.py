@@ -1,0 +1,55 @@
+"""Choosing the torch device and making CPU runs repeatable."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+from .errors import HsiDetectError
+
+
+def resolve_device(spec: str = "auto"):
+    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HsiDetectError(f"Device '{spec}' was asked for, but this torch build sees no CUDA GPU. "
+                                 "Use --device cpu (or auto), or install a CUDA build of torch.")
+        try:
+            dev = torch.device(spec)
+        except RuntimeError:
+            raise HsiDetectError(f"'{spec}' is not a device name. Use auto, cpu, cuda or cuda:N.") from None
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise HsiDetectError(f"GPU {dev.index} does not exist: {torch.cuda.device_count()} GPU(s) are visible.")
+        return dev
+    raise HsiDetectError(f"'{spec}' is not a device name. Use auto, cpu, cuda or cuda:N.")
+
+
+def describe_device(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int):
+    """Seed Python, numpy and torch, and ask torch for deterministic kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True

@@ -1,0 +1,39 @@
+"""Input scaling: fitted on the valid pixels of the training image, stored with a model.
+
+Modes: 'none' (values as stored, the papers' setting), 'standardize' (per band: subtract
+the mean, divide by the standard deviation), 'minmax' (one global [0, 1] range).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import HsiDetectError
+
+MODES = ("none", "standardize", "minmax")
+
+
+def fit_scaling(cube: np.ndarray, valid: np.ndarray, mode: str) -> dict:
+    """Return {'mode', 'offset' (B,), 'scale' (B,)} so that scaled = (x - offset) / scale."""
+    bands = cube.shape[-1]
+    if mode not in MODES:
+        raise HsiDetectError(f"Unknown scaling '{mode}'. Use one of: {', '.join(MODES)}.")
+    pixels = cube[valid].astype(np.float64)
+    offset, scale = np.zeros(bands), np.ones(bands)
+    if mode == "standardize":
+        offset = pixels.mean(axis=0)
+        scale = pixels.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+    elif mode == "minmax":
+        lo, hi = float(pixels.min()), float(pixels.max())
+        offset[:] = lo
+        scale[:] = (hi - lo) if hi > lo else 1.0
+    return {"mode": mode, "offset": offset.astype(np.float32), "scale": scale.astype(np.float32)}
+
+
+def apply_scaling(cube: np.ndarray, valid: np.ndarray, stats: dict) -> np.ndarray:
+    """Scale a cube (float32 copy); invalid pixels become 0."""
+    out = (cube - stats["offset"]) / stats["scale"]
+    out = out.astype(np.float32, copy=False)
+    out[~valid] = 0.0
+    return out

@@ -1,0 +1,92 @@
+"""QGIS layer styles (.qml) written beside each output, as plain XML (no QGIS needed).
+
+QGIS loads a .qml that shares the raster's base name as the layer's default style, so a
+score map opens with a colour ramp stretched over its valid range and a binary map with
+the detected class in red and the background transparent.
+"""
+
+from __future__ import annotations
+
+import os
+from xml.sax.saxutils import escape
+
+# Magma-like ramp, dark (low score) to light (high score).
+_RAMP = [(0.0, "#000004"), (0.25, "#51127c"), (0.5, "#b73779"), (0.75, "#fc8961"), (1.0, "#fcfdbf")]
+
+_HEAD = '<!DOCTYPE qgis PUBLIC \'http://mrcc.com/qgis.dtd\' \'SYSTEM\'>\n<qgis version="3.22" styleCategories="AllStyleCategories">\n'
+
+
+def qml_path(raster_path: str) -> str:
+    return os.path.splitext(raster_path)[0] + ".qml"
+
+
+def score_qml(minimum: float, maximum: float, label: str = "score") -> str:
+    if not maximum > minimum:
+        maximum = minimum + 1.0
+    items = []
+    for frac, colour in _RAMP:
+        value = minimum + frac * (maximum - minimum)
+        items.append(f'            <item alpha="255" value="{value:.8g}" color="{colour}" label="{value:.4g}"/>')
+    stops = ":".join(f"{f:g};{_rgba(c)}" for f, c in _RAMP[1:-1])
+    return (_HEAD + f"""  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="{minimum:.8g}" classificationMax="{maximum:.8g}" nodataColor="">
+      <rasterTransparency/>
+      <minMaxOrigin><limits>MinMax</limits><extent>WholeRaster</extent><statAccuracy>Exact</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="2" clip="0" minimumValue="{minimum:.8g}" maximumValue="{maximum:.8g}" labelPrecision="4">
+          <colorramp type="gradient" name="[source]">
+            <Option type="Map">
+              <Option type="QString" name="color1" value="{_rgba(_RAMP[0][1])}"/>
+              <Option type="QString" name="color2" value="{_rgba(_RAMP[-1][1])}"/>
+              <Option type="QString" name="discrete" value="0"/>
+              <Option type="QString" name="rampType" value="gradient"/>
+              <Option type="QString" name="stops" value="{stops}"/>
+            </Option>
+          </colorramp>
+{chr(10).join(items)}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <huesaturation saturation="0" grayscaleMode="0" colorizeOn="0"/>
+    <rasterresampler maxOversampling="2"/>
+  </pipe>
+  <blendMode>0</blendMode>
+  <layerGeometryType>-1</layerGeometryType>
+  <!-- {escape(label)} -->
+</qgis>
+""")
+
+
+def binary_qml(positive_label: str = "detected") -> str:
+    return (_HEAD + f"""  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <rasterTransparency/>
+      <minMaxOrigin><limits>None</limits><extent>WholeRaster</extent><statAccuracy>Estimated</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>
+      <colorPalette>
+        <paletteEntry value="0" color="#ffffff" alpha="0" label="background"/>
+        <paletteEntry value="1" color="#e31a1c" alpha="255" label="{escape(positive_label)}"/>
+      </colorPalette>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <huesaturation saturation="0" grayscaleMode="0" colorizeOn="0"/>
+    <rasterresampler maxOversampling="2"/>
+  </pipe>
+  <blendMode>0</blendMode>
+  <layerGeometryType>-1</layerGeometryType>
+</qgis>
+""")
+
+
+def _rgba(hex_colour: str) -> str:
+    h = hex_colour.lstrip("#")
+    return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4)) + ",255"
+
+
+def write_qml(raster_path: str, text: str) -> str:
+    path = qml_path(raster_path)
+    tmp = path + ".partial"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
