@@ -65,7 +65,7 @@ def _common(p: argparse.ArgumentParser):
 
 
 def _run_options(p: argparse.ArgumentParser, what: str):
-    p.add_argument("--bands", type=parse_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
+    p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
     p.add_argument("--threshold", choices=("otsu", "kmeans", "value", "fraction"), default="otsu",
                    help="how the binary map is thresholded (default: otsu)")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
@@ -91,6 +91,13 @@ def _method_options(p: argparse.ArgumentParser, params: list, title: str):
         if prm.choices:
             kwargs["choices"] = prm.choices
         g.add_argument(prm.flag, **kwargs)
+
+
+def _band_list(text: str) -> list:
+    try:
+        return parse_band_list(text)
+    except HsiDetectError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parse_bool(text: str) -> bool:
