@@ -207,3 +207,14 @@ def test_output_equal_to_input_is_refused_and_input_kept(tmp_path, cube):
         write_raster(str(tmp_path / "alias.tif"), c.data[:, :, 0], c.georef, inputs=[path])
     with open(path, "rb") as f:
         assert f.read() == before
+
+
+def test_integer_raster_with_nodata_outside_its_range(tmp_path):
+    cube = np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3)
+    path = make_raster(tmp_path / "u16.tif", cube, nodata=-9999.0, dtype=gdal.GDT_UInt16)
+    c = read_cube(path)
+    assert c.valid.all()  # -9999 cannot occur in uint16: no pixel is nodata
+    cube[1, 2, 0] = 1000
+    path = make_raster(tmp_path / "u16b.tif", cube, nodata=1000, dtype=gdal.GDT_UInt16)
+    c = read_cube(path)
+    assert not c.valid[1, 2] and c.valid.sum() == 19

@@ -205,10 +205,8 @@ class RasterSource:
             nodata = band.GetNoDataValue()
             ok = np.isfinite(values)
             if nodata is not None:
-                if np.isnan(nodata):
-                    pass  # NaN is already caught by isfinite
-                else:
-                    ok &= raw != np.asarray(nodata).astype(raw.dtype)
+                if not np.isnan(nodata):  # a NaN nodata is already caught by isfinite
+                    ok &= raw != nodata
             elif not band.GetMaskFlags() & gdal.GMF_ALL_VALID:
                 ok &= band.GetMaskBand().ReadAsArray(col, row, cols, rows) > 0
             valid &= ok
