@@ -1,0 +1,240 @@
+"""BS3LNet anomaly detection: train the blind-spot network on the image itself, then score
+every pixel by its reconstruction error.
+
+``detect`` is what the anomaly pipeline calls; ``fit`` and ``score_image`` are its two
+halves, used by the studies in bench/studies as well.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .errors import HsiDetectError
+from .parameters import BS3LNET, resolve
+from .progress import Progress
+
+# Parameters that shape the network and its input: saved with a model and taken from it.
+MODEL_KEYS = ("features", "blocks", "norm", "scaling")
+
+
+def _check(p: dict):
+    def need(ok, text):
+        if not ok:
+            raise HsiDetectError(text)
+
+    need(p["patch_size"] >= 3 and p["patch_size"] % 2 == 1, "The patch size must be an odd number of at least 3 pixels.")
+    need(p["window"] >= 3 and p["window"] % 2 == 1, "The replacement window must be an odd number of at least 3 pixels.")
+    need(0.0 <= p["ratio"] < 1.0, "The ratio must lie in [0, 1): it is the share of patch pixels that are not blind.")
+    need(p["features"] >= 1 and p["blocks"] >= 0, "Features must be at least 1 and blocks at least 0.")
+    need(p["batch_size"] >= 1, "The batch size must be at least 1.")
+    need(p["learning_rate"] > 0, "The learning rate must be positive.")
+    need(p["iterations"] >= 0 and p["epochs"] >= 0, "Iterations and epochs cannot be negative.")
+    need(p["iterations"] > 0 or p["epochs"] > 0, "Give a training budget: iterations or epochs above 0.")
+    need(p["tile_size"] >= 0, "The tile size cannot be negative (0 chooses it from the free memory).")
+    need(p["score_rounds"] >= 0, "Score rounds cannot be negative (0 scores the unmasked image, as the paper does).")
+
+
+def training_steps(p: dict, valid_pixels: int) -> int:
+    """Iterations, or epochs as the paper counts them (one patch per valid pixel) when given."""
+    if p["epochs"] > 0:
+        return max(1, math.ceil(p["epochs"] * valid_pixels / p["batch_size"]))
+    return int(p["iterations"])
+
+
+def build_network(bands: int, p: dict):
+    from .bs3lnet_network import BS3LNet
+
+    return BS3LNet(bands, p["features"], p["blocks"], p["norm"])
+
+
+def _cancel_hooks(net, progress: Progress):
+    """Check the cancel flag inside every convolution, forward and backward, so that one
+    long training step or a large detection tile cannot delay a cancel by more than a
+    layer's time."""
+    import torch
+
+    def backward_check(grad):
+        progress.check()
+
+    def forward_check(module, args, output):
+        progress.check()
+        if output.requires_grad:
+            output.register_hook(backward_check)
+
+    return [m.register_forward_hook(forward_check) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def trainer(net, image, valid, p: dict, seed: int):
+    """The optimiser, the batch maker and loss_at(i) for ``training.train``."""
+    import torch
+
+    from .blindspot import BlindSpotBatches, masked_loss
+
+    batches = BlindSpotBatches(image, valid, p["patch_size"], p["ratio"], p["window"], p["batch_size"],
+                               p["redraw"], seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=p["learning_rate"], betas=(p["beta1"], 0.999),
+                                 weight_decay=p["weight_decay"])
+
+    def loss_at(i):
+        batch = batches.next()
+        return masked_loss(net(batch.inputs), batch, p["loss"])
+
+    return optimizer, batches, loss_at
+
+
+def fit(net, image, valid, p: dict, steps: int, seed: int, progress: Progress):
+    """Train ``net`` on blind-spot batches of ``image`` (H, W, B tensor on the training device)."""
+    from .training import train
+
+    optimizer, batches, loss_at = trainer(net, image, valid, p, seed)
+    return train(net, optimizer, loss_at, steps, progress, label="iteration"), batches
+
+
+def _bytes_per_pixel(bands: int, features: int) -> float:
+    # input, output and the reflection-padded copies, plus a handful of live feature maps
+    return 4.0 * (4 * bands + 10 * features)
+
+
+CPU_TILE_BYTES = 1 << 30  # on the CPU larger tiles are no faster, and memory stays low
+
+
+def _tile_size(p: dict, bands: int, device, overlap: int):
+    from .detection import available_memory_bytes, tile_size_for
+
+    if p["tile_size"] > 0:
+        return p["tile_size"]
+    fraction = 0.25
+    if device.type == "cpu":
+        fraction = min(fraction, CPU_TILE_BYTES / max(available_memory_bytes(), 1))
+    return tile_size_for(_bytes_per_pixel(bands, p["features"]), device, fraction=fraction, overlap=overlap)
+
+
+def score_image(net, image, valid, p: dict, device, seed: int, progress: Progress) -> np.ndarray:
+    """Anomaly score (H, W) float64 of a scaled image (H, W, B tensor on ``device``); invalid pixels 0.
+
+    score_rounds 0 (the paper): one pass over the unmasked image, score = mean over bands
+    of (x - y)^2. score_rounds R > 0: R rounds of blind passes, each pixel blind once per
+    round as in training (replaced by a random neighbour inside the window), its score the
+    mean squared error at the passes where it is blind.
+    """
+    import torch
+
+    from .blindspot import blind_count, reflect_index
+    from .detection import apply_by_tiles
+
+    rows, cols, bands = image.shape
+    overlap = net.receptive_radius(p["blocks"])
+    tile = _tile_size(p, bands, device, overlap)
+    net.eval()
+
+    def run(x, with_error):
+        def fn(part):
+            with torch.no_grad():
+                t = part.permute(2, 0, 1).unsqueeze(0)
+                h, w = t.shape[2:]
+                # A one-pixel-wide image cannot be reflection-padded: repeat it, run, crop.
+                y = net(t.repeat(1, 1, 2 if h == 1 else 1, 2 if w == 1 else 1))[0, :, :h, :w]
+                if with_error:
+                    return ((t[0] - y) ** 2).mean(dim=0, keepdim=True).permute(1, 2, 0).cpu().numpy()
+                return y.permute(1, 2, 0).cpu().numpy()
+
+        return apply_by_tiles(fn, x, 1 if with_error else bands, tile, overlap, progress)
+
+    if p["score_rounds"] == 0:
+        score = run(image, True)[:, :, 0].astype(np.float64)
+    else:
+        groups = max(1, round(p["patch_size"] ** 2 / blind_count(p["patch_size"], p["ratio"])))
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(seed) + 7919)
+        w = p["window"]
+        ys = torch.arange(rows, device=device)[:, None].expand(rows, cols).reshape(-1)
+        xs = torch.arange(cols, device=device)[None, :].expand(rows, cols).reshape(-1)
+        flat = image.reshape(-1, bands)
+        total = np.zeros(rows * cols)
+        for _ in range(p["score_rounds"]):
+            group = torch.randperm(rows * cols, device=device, generator=gen) % groups
+            code = torch.randint(0, w * w - 1, (rows * cols,), device=device, generator=gen)
+            code = code + (code >= (w * w) // 2).long()
+            sy = reflect_index(ys + code // w - w // 2, rows)
+            sx = reflect_index(xs + code % w - w // 2, cols)
+            for g in range(groups):
+                blind = torch.nonzero(group == g).reshape(-1)
+                x = flat.clone()
+                x[blind] = flat[sy[blind] * cols + sx[blind]]
+                y = torch.from_numpy(run(x.reshape(rows, cols, bands), False)).reshape(-1, bands)
+                b = blind.cpu()
+                err = ((flat[blind].cpu() - y[b]) ** 2).mean(dim=1)
+                total[b.numpy()] += err.double().numpy()
+        score = (total / p["score_rounds"]).reshape(rows, cols)
+    valid_np = valid.cpu().numpy() if hasattr(valid, "cpu") else valid
+    score[~valid_np] = 0.0
+    return score
+
+
+def _load(model_path: str, bands: int):
+    from .model_files import load_model
+
+    tensors, config = load_model(model_path, "bs3lnet", bands)
+    stats = {"mode": config["scaling"], "offset": tensors.pop("scaling.offset").numpy(),
+             "scale": tensors.pop("scaling.scale").numpy()}
+    return tensors, config, stats
+
+
+def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_path=None, save_model=None,
+           inputs=(), progress: Progress = None):
+    """Train BS3LNet on ``cube`` (or apply a saved model) and return (raw score, info)."""
+    import torch
+
+    from .model_files import save_model as write_model
+    from .runtime import describe_device, resolve_device, seed_everything
+    from .scaling import apply_scaling, fit_scaling
+
+    progress = progress or Progress()
+    p = resolve(BS3LNET, params)
+    rows, cols, bands = cube.shape
+    dev = resolve_device(device)
+    seed_everything(seed)
+    progress.update("preparing", 0.0, "preparing", force=True)
+    if model_path:
+        tensors, config, stats = _load(model_path, bands)
+        p.update({k: config[k] for k in MODEL_KEYS})
+    else:
+        stats = fit_scaling(cube.data, cube.valid, p["scaling"])
+    _check(p)
+    scaled = apply_scaling(cube.data, cube.valid, stats)
+    image = torch.from_numpy(scaled).to(dev)
+    valid = torch.from_numpy(cube.valid).to(dev)
+    net = build_network(bands, p).to(dev)
+    hooks = _cancel_hooks(net, progress)
+    info = {"device": describe_device(dev)}
+    progress.update("preparing", 1.0, "ready")
+    if model_path:
+        try:
+            net.load_state_dict(tensors)
+        except RuntimeError:
+            raise HsiDetectError(f"{model_path} does not hold a BS3LNet network of the expected shape. "
+                                 "Give a model saved by this tool.") from None
+        info["model"] = model_path
+    else:
+        steps = training_steps(p, int(cube.valid.sum()))
+        started = time.perf_counter()
+        history, batches = fit(net, image, valid, p, steps, seed, progress)
+        info["training"] = {"iterations": steps, "epochs": round(steps * p["batch_size"] / batches.pixels, 4),
+                            "seconds": round(time.perf_counter() - started, 3),
+                            "final_loss": float(np.mean(history[-10:])) if history else None}
+    started = time.perf_counter()
+    score = score_image(net, image, valid, p, dev, seed, progress)
+    info["detection_seconds"] = round(time.perf_counter() - started, 3)
+    for h in hooks:
+        h.remove()
+    if save_model:
+        tensors = dict(net.state_dict())
+        tensors["scaling.offset"] = torch.from_numpy(np.asarray(stats["offset"], dtype=np.float32))
+        tensors["scaling.scale"] = torch.from_numpy(np.asarray(stats["scale"], dtype=np.float32))
+        config = {"bands": bands, **{k: p[k] for k in p}}
+        info["saved_model"] = write_model(save_model, "bs3lnet", tensors, config, inputs)
+    info["parameters"] = p
+    return score, info
