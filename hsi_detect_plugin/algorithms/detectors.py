@@ -1,0 +1,119 @@
+"""The two kinds of detector: anomaly (one image) and change (two dates).
+
+A concrete algorithm names its engine method and, for a network, its own parameters;
+inputs, outputs and the engine command line are shared here.
+"""
+
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterRasterLayer
+
+from .base import NETWORK_MODULES, EngineAlgorithm
+
+
+class Detector(EngineAlgorithm):
+    METHOD = ""  # the engine's --method
+    NETWORK = False  # a trained network: adds its parameters, DEVICE, SEED, TRAINED_MODEL, SAVE_MODEL
+    METHOD_PARAMETERS = ()  # MethodParameter entries of a network
+
+    def engine_modules(self):
+        """A network needs torch and its engine module to import in the engine's Python."""
+        return NETWORK_MODULES + (f"hsi_detect_engine.{self.METHOD}",) if self.NETWORK else ()
+
+    def common_arguments(self, parameters, context) -> list:
+        args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
+        args += self.threshold_arguments(parameters, context)
+        if self.NETWORK:
+            args += self.network_arguments(parameters, context, self.METHOD_PARAMETERS)
+        return args
+
+
+class AnomalyDetector(Detector):
+    COMMAND = "anomaly"
+    GROUP_ID = "anomaly"
+    GROUP = "Anomaly detection"
+
+    def initAlgorithm(self, config=None):
+        self.add(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
+                 "The image to search for anomalies: any raster with three or more bands.")
+        self.add_bands("INPUT")
+        if self.NETWORK:
+            self.add_network_run(self.METHOD_PARAMETERS)
+        self.add_threshold("anomalies")
+        self.add_raster_output("OUTPUT", "Anomaly score",
+                               "Anomaly score per pixel, 0 (background) to 1 (most anomalous); nodata where "
+                               "the input had none valid.")
+        self.add_raster_output("OUTPUT_BINARY", "Binary anomaly map",
+                               "1 anomaly, 0 background, 255 nodata: the score cut at the threshold.",
+                               optional=True)
+        if self.NETWORK:
+            self.add_save_model()
+
+    def engine_arguments(self, parameters, context, feedback):
+        outputs = {"OUTPUT": self.output_path(parameters, "OUTPUT", context),
+                   "OUTPUT_BINARY": self.output_path(parameters, "OUTPUT_BINARY", context)}
+        args = [self.input_file(parameters, "INPUT", "Hyperspectral image", context, feedback),
+                "--output", outputs["OUTPUT"]]
+        if outputs["OUTPUT_BINARY"]:
+            args += ["--binary", outputs["OUTPUT_BINARY"]]
+        args += self.common_arguments(parameters, context)
+        if self.NETWORK:
+            outputs["SAVE_MODEL"] = self.output_path(parameters, "SAVE_MODEL", context)
+            if outputs["SAVE_MODEL"]:
+                args += ["--save-model", outputs["SAVE_MODEL"]]
+        return args, outputs
+
+
+class ChangeDetector(Detector):
+    COMMAND = "change"
+    GROUP_ID = "change"
+    GROUP = "Change detection"
+
+    def initAlgorithm(self, config=None):
+        self.add(QgsProcessingParameterRasterLayer("INPUT_T1", "Image, first date"),
+                 "The earlier image: any raster with three or more bands.")
+        self.add(QgsProcessingParameterRasterLayer("INPUT_T2", "Image, second date"),
+                 "The later image, with the same bands as the first. When its grid differs it is resampled "
+                 "onto the first date's grid (see GRID).")
+        self.add_bands("INPUT_T1")
+        if self.NETWORK:
+            self.add(QgsProcessingParameterRasterLayer("TRAINING_MASK", "Unchanged pixels to train on",
+                                                       optional=True),
+                     "Optional raster on the first date's grid whose non-zero pixels are known to be unchanged; "
+                     "the network trains on them. Default: chosen automatically by a change-vector pre-detection.")
+            self.add_network_run(self.METHOD_PARAMETERS)
+        self.add(QgsProcessingParameterEnum("GRID", "When the dates' grids differ", options=["resample", "refuse"],
+                                            defaultValue="resample", usesStaticStrings=True),
+                 "resample: warp the second date onto the first date's grid (bilinear); refuse: stop with a "
+                 "message.", advanced=True)
+        self.add_threshold("changed")
+        self.add_raster_output("OUTPUT", "Change magnitude",
+                               "How much each pixel changed between the dates (larger means more change); nodata "
+                               "where either date had none valid.")
+        self.add_raster_output("OUTPUT_ANOMALOUS", "Anomalous change score",
+                               "RX (Mahalanobis) score of the per-band change: high where the change is unlike "
+                               "the change elsewhere in the scene.", optional=True)
+        self.add_raster_output("OUTPUT_BINARY", "Binary change map",
+                               "1 changed, 0 unchanged, 255 nodata: the change magnitude cut at the threshold.",
+                               optional=True)
+        if self.NETWORK:
+            self.add_save_model()
+
+    def engine_arguments(self, parameters, context, feedback):
+        outputs = {name: self.output_path(parameters, name, context)
+                   for name in ("OUTPUT", "OUTPUT_ANOMALOUS", "OUTPUT_BINARY")}
+        args = [self.input_file(parameters, "INPUT_T1", "First date", context, feedback),
+                self.input_file(parameters, "INPUT_T2", "Second date", context, feedback),
+                "--output", outputs["OUTPUT"],
+                "--grid", self.parameterAsEnumString(parameters, "GRID", context)]
+        if outputs["OUTPUT_ANOMALOUS"]:
+            args += ["--anomalous-change", outputs["OUTPUT_ANOMALOUS"]]
+        if outputs["OUTPUT_BINARY"]:
+            args += ["--binary", outputs["OUTPUT_BINARY"]]
+        args += self.common_arguments(parameters, context)
+        if self.NETWORK:
+            mask = self.optional_input_file(parameters, "TRAINING_MASK", "Training mask", context, feedback)
+            if mask:
+                args += ["--training-mask", mask]
+            outputs["SAVE_MODEL"] = self.output_path(parameters, "SAVE_MODEL", context)
+            if outputs["SAVE_MODEL"]:
+                args += ["--save-model", outputs["SAVE_MODEL"]]
+        return args, outputs

@@ -1,0 +1,53 @@
+"""hsidetect:hypernet — HyperNet self-supervised hyperspectral change detection."""
+
+from .detectors import ChangeDetector
+from .method_parameters import MethodParameter as P
+
+
+class HypernetAlgorithm(ChangeDetector):
+    ALGORITHM_ID = "hypernet"
+    TITLE = "Hyperspectral Change Detection (HyperNet)"
+    METHOD = "hypernet"
+    NETWORK = True
+    METHOD_PARAMETERS = (
+        P("epochs", int, 200, "Training epochs",
+          "One epoch is one forward and backward pass of both dates (or of one crop of them) (paper: 200).",
+          minimum=1),
+        P("training_pixels", str, "cva-fraction", "Unchanged training pixels (without a mask)",
+          "How the pixels believed unchanged are chosen when no TRAINING_MASK is given: the lowest "
+          "TRAINING_FRACTION of the change-vector magnitude of the standardised dates (cva-fraction), the pixels "
+          "below its Otsu threshold (cva-otsu), the lowest fraction of the spectral angle (angle-fraction), or "
+          "all valid pixels (all).", choices=("cva-fraction", "cva-otsu", "angle-fraction", "all")),
+        P("training_fraction", float, 0.5, "Fraction of pixels to train on",
+          "Share of the valid pixels kept by the *-fraction rules of TRAINING_PIXELS.", minimum=0, maximum=1),
+        P("hidden", int, 0, "Hidden width (0: automatic)",
+          "Hidden width h; the fused features have 2h channels. 0 takes half the band count rounded to a "
+          "multiple of 8, at least 16 (the paper used 64 for 126-127 bands).", advanced=True, minimum=0),
+        P("gamma", float, 1.0, "Focal exponent", "Exponent of the focal cosine loss; 0 is the plain cosine "
+          "(paper: 1).", advanced=True, minimum=0),
+        P("lr", float, 0.05, "Learning rate", "SGD learning rate, decayed along a cosine (paper: 0.05).",
+          advanced=True, minimum=0),
+        P("momentum", float, 0.9, "Momentum", "SGD momentum (paper: 0.9).", advanced=True, minimum=0, maximum=1),
+        P("weight_decay", float, 1e-4, "Weight decay", "SGD weight decay (paper: 0.0001).", advanced=True,
+          minimum=0),
+        P("scaling", str, "none", "Input scaling",
+          "none uses the values as stored (the paper); standardize rescales each band of each date on its own.",
+          advanced=True, choices=("none", "standardize")),
+        P("crop_size", int, 0, "Training crop size (pixels, 0: automatic)",
+          "Train on random square crops of this many pixels a side, one per epoch; 0 uses the whole image when "
+          "it fits in memory, else the largest crop that fits.", advanced=True, minimum=0),
+        P("tile_size", int, 0, "Detection tile size (pixels, 0: automatic)",
+          "Features are computed in overlapping tiles of this size, which give the whole-image result; 0 takes "
+          "the whole image when it fits in memory.", advanced=True, minimum=0),
+    )
+    HELP = """HyperNet learns, from the two dates themselves and without labels, a spatial-spectral feature for every pixel such that pixels believed unchanged have the same feature at both dates (self-supervised, SimSiam-style, with a focal cosine loss). Differences in illumination, atmosphere or sensor between the dates are learnt away; real change remains as a difference between the two dates' features. The pixels to train on are chosen automatically by a change-vector pre-detection, or given as TRAINING_MASK.
+
+Outputs:
+Change magnitude (OUTPUT): mean squared difference of the two dates' features; larger means more change. Nodata where either date was invalid.
+Anomalous change score (OUTPUT_ANOMALOUS, optional): RX (Mahalanobis) score of the feature difference; high where the change is unlike the change elsewhere in the scene (anomalous change detection).
+Binary change map (OUTPUT_BINARY, optional): 1 changed, 0 unchanged, the change magnitude cut at the threshold (Otsu by default).
+Trained model (SAVE_MODEL, optional): the network, to apply to another pair with the same bands (TRAINED_MODEL) without training.
+
+Time: the default 200 epochs take about N minutes on 2 CPU cores for a 400 x 400 pixel, 6-band Landsat pair, and seconds on a GPU (DEVICE auto uses a CUDA GPU when the engine's torch has one).
+
+Reference: M. Hu, C. Wu and L. Zhang, "HyperNet: Self-supervised hyperspectral spatial-spectral feature understanding network for hyperspectral change detection", IEEE Transactions on Geoscience and Remote Sensing, 60, 2022, doi:10.1109/TGRS.2022.3218795."""

@@ -1,0 +1,49 @@
+"""The plugin in qgis_process.bin, with a throw-away profile in which it is enabled."""
+
+import json
+import os
+import re
+
+from conftest import DEMO, run_qgis_process
+
+HYDICE = os.path.join(DEMO, "hydice_urban.tif")
+
+
+def test_the_provider_is_listed_and_the_profile_is_the_temporary_one(qgis_process_profile):
+    profile, env = qgis_process_profile
+    done = run_qgis_process(env, "list")
+    assert done.returncode == 0, done.stderr
+    block = done.stdout.split("Hyperspectral Detection\n", 1)[1].split("\n\n", 1)[0]
+    assert sorted(re.findall(r"hsidetect:(\w+)", block)) == ["accuracy", "bs3lnet", "cva", "hypernet", "rx"]
+    ini = profile / "profiles" / "default" / "QGIS" / "QGIS3.ini"
+    assert "hsi_detect_plugin=true" in ini.read_text()
+
+
+def test_a_run_writes_its_output_and_reports_results_as_json(qgis_process_profile, tmp_path):
+    _, env = qgis_process_profile
+    out = tmp_path / "score.tif"
+    done = run_qgis_process(env, "--json", "run", "hsidetect:rx", "--", f"INPUT={HYDICE}", f"OUTPUT={out}",
+                            "BANDS=1", "BANDS=2", "BANDS=3", "THRESHOLD_METHOD=kmeans", f"OUTPUT_BINARY={tmp_path / 'b.tif'}")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["results"]["OUTPUT"] == str(out) and out.exists() and (tmp_path / "score.qml").exists()
+    command = next(line for line in answer["log"]["info"] if "hsi_detect_engine.cli" in line)
+    assert "--bands 1,2,3" in command and "--threshold kmeans" in command
+
+
+def test_a_failed_run_exits_non_zero_with_the_error_on_stderr(qgis_process_profile, tmp_path):
+    _, env = qgis_process_profile
+    done = run_qgis_process(env, "run", "hsidetect:rx", "--", f"INPUT={HYDICE}", "BANDS=1", "BANDS=999",
+                            f"OUTPUT={tmp_path / 'score.tif'}")
+    assert done.returncode != 0
+    assert "Band 999 is out of range" in done.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_help_on_the_command_line_is_plain_text(qgis_process_profile):
+    _, env = qgis_process_profile
+    done = run_qgis_process(env, "help", "hsidetect:hypernet")
+    assert done.returncode == 0, done.stderr
+    assert "Hu, C. Wu and L. Zhang" in done.stdout and "TRAINING_MASK" in done.stdout
+    ours = re.sub(r"<output\w+>", "", done.stdout)  # qgis_process's own markers of the output types
+    assert not re.search(r"</?[a-zA-Z][^>]*>", ours)
