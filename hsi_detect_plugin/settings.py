@@ -10,6 +10,7 @@ and torch can run it; QGIS's own Python never imports it.
 """
 
 import os
+import shutil
 
 from processing.core.ProcessingConfig import ProcessingConfig, Setting
 
@@ -40,11 +41,18 @@ def configured_python() -> tuple:
     """(interpreter, where that choice came from); the interpreter is '' when none is set."""
     from_env = os.environ.get(PYTHON_ENV_VAR, "").strip()
     if from_env:
-        return from_env, f"environment variable {PYTHON_ENV_VAR}"
+        return _on_path(from_env), f"environment variable {PYTHON_ENV_VAR}"
     from_options = (ProcessingConfig.getSetting(PYTHON_SETTING) or "").strip()
     if from_options:
-        return from_options, "Processing options"
+        return _on_path(from_options), "Processing options"
     return checkout_python(), "the development checkout's .venv"
+
+
+def _on_path(python: str) -> str:
+    """A bare command name such as python3 is looked up on PATH."""
+    if os.path.dirname(python):
+        return python
+    return shutil.which(python) or python
 
 
 def register(provider_name: str, icon):

@@ -95,3 +95,23 @@ def test_network_parameters_mirror_the_engine(hsidetect, name, engine_list):
                (theirs.type, theirs.default, tuple(theirs.choices or ())), key
         definition = algorithm.parameterDefinition(key.upper())
         assert definition is not None and definition.defaultValue() == theirs.default
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_the_toolbox_dialog_and_the_batch_panel_build_a_widget_for_every_parameter(hsidetect, monkeypatch, name):
+    from processing.gui import BatchPanel, ParametersPanel
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+
+    for module in (ParametersPanel, BatchPanel):  # no main window here (pytest-qgis's stand-in lacks parts)
+        monkeypatch.setattr(module, "iface", None, raising=False)
+
+    algorithm = hsidetect.algorithm(name)
+    dialog = AlgorithmDialog(algorithm.create(), False, None)
+    batch = BatchAlgorithmDialog(algorithm.create())
+    try:
+        assert set(dialog.mainWidget().wrappers) == {p.name() for p in algorithm.parameterDefinitions()}
+        assert batch.mainWidget().tblParameters.columnCount() >= len(algorithm.parameterDefinitions())
+    finally:
+        dialog.deleteLater()
+        batch.deleteLater()
