@@ -44,18 +44,19 @@ def tile_size_for(bytes_per_pixel: float, device=None, fraction: float = 0.25, m
     return max(minimum, side)
 
 
-def apply_by_tiles(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, out_channels: int,
+def apply_by_tiles(fn: Callable[..., np.ndarray], image: np.ndarray, out_channels: int,
                    tile_size: Optional[int], overlap: int, progress: Optional[Progress] = None,
-                   stage: str = "detecting") -> np.ndarray:
+                   stage: str = "detecting", valid: Optional[np.ndarray] = None) -> np.ndarray:
     """Run fn((h, w, C) float32) -> (h, w, out_channels) over the image.
 
-    tile_size None (or not smaller than the image) runs one whole-image pass.
+    tile_size None (or not smaller than the image) runs one whole-image pass. With a
+    ``valid`` (rows, cols) mask, fn is called as fn(window, valid_window).
     """
     rows, cols = image.shape[:2]
     if tile_size is None or (tile_size >= rows and tile_size >= cols):
         if progress is not None:
             progress.update(stage, 0.0, "whole image in one pass", force=True)
-        out = fn(image)
+        out = fn(image) if valid is None else fn(image, valid)
         if progress is not None:
             progress.update(stage, 1.0, "whole image in one pass")
         return out
@@ -64,7 +65,8 @@ def apply_by_tiles(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, ou
     for i, t in enumerate(tiles):
         if progress is not None:
             progress.update(stage, i / len(tiles), f"tile {i + 1}/{len(tiles)}")
-        result = fn(image[t.row:t.row + t.rows, t.col:t.col + t.cols])
+        window = (slice(t.row, t.row + t.rows), slice(t.col, t.col + t.cols))
+        result = fn(image[window]) if valid is None else fn(image[window], valid[window])
         rs, cs = t.core_in_tile
         out[t.core_row:t.core_row + t.core_rows, t.core_col:t.core_col + t.core_cols] = result[rs, cs]
     if progress is not None:

@@ -45,7 +45,27 @@ BS3LNET: list = [
           "passes in which every pixel is scored while blind"),
     Param("tile_size", int, 0, "detection tile size in pixels (0: whole image when it fits in memory)"),
 ]
-HYPERNET: list = []
+HYPERNET: list = [
+    Param("hidden", int, 0, "hidden width h; the fused features have 2h channels (0: B/2 rounded to a multiple "
+          "of 8, at least 16)"),
+    Param("gamma", float, 1.0, "focal exponent of the focal cosine loss (0: plain cosine)"),
+    Param("lr", float, 0.05, "SGD learning rate, decayed along a cosine"),
+    Param("momentum", float, 0.9, "SGD momentum"),
+    Param("weight_decay", float, 1e-4, "SGD weight decay"),
+    Param("epochs", int, 200, "training epochs; one epoch is one forward and backward pass of both dates "
+          "(or of one crop of them)"),
+    Param("scaling", str, "none", "input scaling of each date: none (values as stored) or per-band "
+          "standardisation of each date on its own", choices=("none", "standardize")),
+    Param("training_pixels", str, "cva-fraction", "how the unchanged training pixels are chosen when no training "
+          "mask is given: lowest fraction of the change-vector magnitude of the standardised dates, below its "
+          "Otsu threshold, lowest fraction of the spectral angle, or all valid pixels",
+          choices=("cva-fraction", "cva-otsu", "angle-fraction", "all")),
+    Param("training_fraction", float, 0.5, "fraction of the valid pixels kept by the *-fraction rules"),
+    Param("crop_size", int, 0, "train on random square crops of this many pixels a side, one per epoch "
+          "(0: the whole image when it fits in memory, else the largest crop that fits)"),
+    Param("tile_size", int, 0, "detection tile size in pixels (0: whole image when it fits in memory); tiles "
+          "give the whole-image result"),
+]
 
 
 def resolve(params: list, given: Optional[dict]) -> dict:

@@ -1,0 +1,97 @@
+"""Extracting HyperNet's fused features, from the whole image or by overlapping tiles.
+
+Channel attention pools over the whole image, so a tile cannot compute it from what it
+sees. Tiled extraction therefore runs one pass over the tiles per channel-attention
+module, in forward order: each pass accumulates that module's global average and
+maximum over the tiles' cores (valid pixels only), with the modules before it fixed to
+their global values. A final pass computes the features with all six fixed. Tiles are
+read with RECEPTIVE_RADIUS pixels of overlap, so every core pixel sees exactly the
+context it sees in the whole image: the tiled features equal the whole-image features
+up to float rounding (the order in which the global sums are added), everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .detection import apply_by_tiles
+from .hypernet_net import RECEPTIVE_RADIUS, HyperNetModel, StopForward
+from .progress import Progress
+from .raster_io import iter_tiles
+
+
+def _to_tensor(image: np.ndarray, device):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
+
+
+def _mask_tensor(valid: np.ndarray, device):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(valid))[None, None].to(device)
+
+
+def extract_features(model: HyperNetModel, image: np.ndarray, valid: np.ndarray, device, tile_size,
+                     progress: Progress, label: str = "") -> np.ndarray:
+    """Fused features (rows, cols, 2h) float32 of a scaled image (rows, cols, B), in eval mode.
+
+    tile_size None (or not smaller than the image): one whole-image pass.
+    """
+    import torch
+
+    rows, cols = image.shape[:2]
+    pool = model.pool
+    model.eval()
+
+    def features(window, window_valid):
+        f = model.features(_to_tensor(window, device), _mask_tensor(window_valid, device))
+        return f[0].permute(1, 2, 0).float().cpu().numpy()
+
+    tiled = tile_size is not None and (tile_size < rows or tile_size < cols)
+    with torch.no_grad():
+        try:
+            if tiled:
+                _fix_global_statistics(model, image, valid, device, tile_size, progress, label)
+            passes = model.attention_count + 1 if tiled else 1
+            stage = SubProgress(progress, (passes - 1) / passes, 1.0 / passes, f"features{label}: ")
+            return apply_by_tiles(features, image, 2 * model.hidden, tile_size if tiled else None,
+                                  RECEPTIVE_RADIUS, stage, valid=valid)
+        finally:
+            pool.reset()
+
+
+def _fix_global_statistics(model: HyperNetModel, image, valid, device, tile_size, progress, label):
+    """One pass over the tiles per channel-attention module; leaves them all in pool.fixed."""
+    pool = model.pool
+    tiles = list(iter_tiles(image.shape[0], image.shape[1], tile_size, RECEPTIVE_RADIUS))
+    passes = model.attention_count
+    for index in range(passes):
+        pool.collect = index
+        for i, t in enumerate(tiles):
+            progress.update("detecting", (index * len(tiles) + i) / ((passes + 1) * len(tiles)),
+                            f"features{label}: global statistics {index + 1}/{passes}, tile {i + 1}/{len(tiles)}")
+            window = (slice(t.row, t.row + t.rows), slice(t.col, t.col + t.cols))
+            pool.core = t.core_in_tile
+            try:
+                model.features(_to_tensor(image[window], device), _mask_tensor(valid[window], device))
+            except StopForward:
+                continue
+            raise RuntimeError("a channel-attention module was not reached")
+        pool.fixed[index] = pool.collected()
+        pool.sum, pool.max, pool.count = None, None, 0
+    pool.collect, pool.core = None, None
+
+
+class SubProgress(Progress):
+    """Maps the fractions of a sub-task onto [start, start + span] of the caller's stage."""
+
+    def __init__(self, inner: Progress, start: float, span: float, prefix: str = ""):
+        super().__init__(None, inner.cancel_event)
+        self.inner, self.start, self.span, self.prefix = inner, start, span, prefix
+
+    def update(self, stage, fraction=0.0, message="", loss=None, force=False):
+        self.inner.update(stage, min(1.0, self.start + self.span * fraction), self.prefix + message, loss, force)
+
+    def log(self, message):
+        self.inner.log(message)
