@@ -3,6 +3,7 @@ binary change map out."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Optional, Sequence
 
@@ -15,6 +16,7 @@ from .outputs import write_binary, write_score
 from .pairs import read_pair, read_training_mask
 from .progress import Progress
 from .raster_io import check_output_path
+from .styles import qml_path
 from .thresholds import binarize, choose_threshold
 
 METHODS = ("hypernet", "cva")
@@ -58,17 +60,32 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     progress.update("writing", 0.0, f"writing {output}", force=True)
     meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
     georef = pair.t1.georef
-    outputs = {"change": write_score(output, magnitude, valid, georef, inputs, "change magnitude", meta)}
-    if anomalous:
-        acd = rx_scores(diff, valid)
-        outputs["anomalous_change"] = write_score(anomalous, acd, valid, georef, inputs, "anomalous change", meta)
-    if binary:
-        t = choose_threshold(magnitude[valid], threshold, threshold_value, top_fraction)
-        classes = binarize(magnitude, valid, t)
-        outputs["binary"] = write_binary(binary, classes, georef, inputs, "changed", meta)
-        summary["threshold"] = t
-        summary["changed_pixels"] = int((classes == 1).sum())
-    progress.update("writing", 1.0, "done", force=True)
+    outputs = {}
+    try:  # a failure or a cancellation while writing leaves none of this run's files
+        outputs["change"] = write_score(output, magnitude, valid, georef, inputs, "change magnitude", meta)
+        if anomalous:
+            acd = rx_scores(diff, valid)
+            outputs["anomalous_change"] = write_score(anomalous, acd, valid, georef, inputs, "anomalous change", meta)
+        if binary:
+            transform = summary.get("threshold_transform", "none")
+            t = choose_threshold(magnitude[valid], threshold, threshold_value, top_fraction, transform)
+            classes = binarize(magnitude, valid, t)
+            outputs["binary"] = write_binary(binary, classes, georef, inputs, "changed", meta)
+            summary["threshold"] = t
+            summary["changed_pixels"] = int((classes == 1).sum())
+        progress.update("writing", 1.0, "done", force=True)
+    except BaseException:
+        _remove(list(outputs.values()) + [summary.get("saved_model")])
+        raise
     summary["outputs"] = outputs
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _remove(paths):
+    for path in paths:
+        if not path:
+            continue
+        for p in (path, qml_path(path), path + ".aux.xml"):
+            if os.path.exists(p):
+                os.remove(p)

@@ -86,7 +86,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     dev = resolve_device(device)
     seed_everything(seed)
     valid = pair.valid
-    info = {"device": describe_device(dev)}
+    info = {"device": describe_device(dev), "threshold_transform": p["threshold_transform"]}
 
     if model_path:
         tensors, config = load_model(model_path, METHOD, bands)

@@ -65,6 +65,9 @@ HYPERNET: list = [
           "(0: the whole image when it fits in memory, else the largest crop that fits)"),
     Param("tile_size", int, 0, "detection tile size in pixels (0: whole image when it fits in memory); tiles "
           "give the whole-image result"),
+    Param("threshold_transform", str, "sqrt", "scale on which Otsu or k-means thresholds the change magnitude for "
+          "the binary map: sqrt (the root-mean-square feature distance), log, or none (the mean squared "
+          "difference itself)", choices=("sqrt", "log", "none"), paper="none"),
 ]
 
 

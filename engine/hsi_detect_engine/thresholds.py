@@ -54,12 +54,35 @@ def top_fraction_threshold(values: np.ndarray, fraction: float) -> float:
     return float(np.quantile(v[np.isfinite(v)], 1.0 - fraction))
 
 
-def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = None, fraction: float = None) -> float:
-    """method: 'otsu', 'kmeans', 'value' (a given score) or 'fraction' (a given top fraction of pixels)."""
-    if method == "otsu":
-        return otsu_threshold(values)
-    if method == "kmeans":
-        return kmeans_threshold(values)
+TRANSFORMS = ("none", "sqrt", "log")
+
+
+def _transform(values: np.ndarray, transform: str):
+    """(transformed values, inverse) for thresholding a heavy-tailed score on a tamer scale."""
+    v = np.asarray(values, dtype=np.float64)
+    if transform == "none":
+        return v, lambda t: t
+    if transform == "sqrt":
+        return np.sqrt(np.maximum(v, 0.0)), lambda t: t * t
+    if transform == "log":
+        lo = float(np.min(v)) if v.size else 0.0
+        eps = 1e-12 * max(float(np.max(np.abs(v))) if v.size else 1.0, 1e-30)
+        shift = eps - min(lo, 0.0)
+        return np.log(v + shift), lambda t: float(np.exp(t)) - shift
+    raise HsiDetectError(f"Unknown score transform '{transform}'. Use one of: {', '.join(TRANSFORMS)}.")
+
+
+def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = None, fraction: float = None,
+                     transform: str = "none") -> float:
+    """method: 'otsu', 'kmeans', 'value' (a given score) or 'fraction' (a given top fraction of pixels).
+
+    transform ('sqrt' or 'log') runs Otsu or k-means on the square root or logarithm of the
+    scores and returns the threshold on the scores' own scale: a squared distance has a
+    long tail that drags both far above the bulk of the changes.
+    """
+    if method in ("otsu", "kmeans"):
+        scaled, inverse = _transform(values, transform)
+        return float(inverse(otsu_threshold(scaled) if method == "otsu" else kmeans_threshold(scaled)))
     if method == "value":
         if value is None:
             raise HsiDetectError("Threshold method 'value' needs a threshold value.")
