@@ -39,6 +39,10 @@ class HypernetAlgorithm(ChangeDetector):
         P("tile_size", int, 0, "Detection tile size (pixels, 0: automatic)",
           "Features are computed in overlapping tiles of this size, which give the whole-image result; 0 takes "
           "the whole image when it fits in memory.", advanced=True, minimum=0),
+        P("threshold_transform", str, "sqrt", "Scale of the automatic threshold",
+          "Scale on which Otsu or k-means cut the change magnitude for the binary map: sqrt (the root-mean-square "
+          "feature distance, default), log, or none (the mean squared difference itself, as the paper does).",
+          advanced=True, choices=("sqrt", "log", "none")),
     )
     HELP = """HyperNet learns, from the two dates themselves and without labels, a spatial-spectral feature for every pixel such that pixels believed unchanged have the same feature at both dates (self-supervised, SimSiam-style, with a focal cosine loss). Differences in illumination, atmosphere or sensor between the dates are learnt away; real change remains as a difference between the two dates' features. The pixels to train on are chosen automatically by a change-vector pre-detection, or given as TRAINING_MASK.
 
@@ -48,6 +52,6 @@ Anomalous change score (OUTPUT_ANOMALOUS, optional): RX (Mahalanobis) score of t
 Binary change map (OUTPUT_BINARY, optional): 1 changed, 0 unchanged, the change magnitude cut at the threshold (Otsu by default).
 Trained model (SAVE_MODEL, optional): the network, to apply to another pair with the same bands (TRAINED_MODEL) without training.
 
-Time: the default 200 epochs take about N minutes on 2 CPU cores for a 400 x 400 pixel, 6-band Landsat pair, and seconds on a GPU (DEVICE auto uses a CUDA GPU when the engine's torch has one).
+Time: about 10 seconds per epoch on 2 busy CPU cores for a 400 x 400 pixel, 6-band pair, so the default 200 epochs take about half an hour; an epoch's cost grows with the pixels trained on (CROP_SIZE) and the bands. A CUDA GPU (DEVICE auto uses one when the engine's torch sees it) should bring this down to a minute or less; we have not measured it.
 
 Reference: M. Hu, C. Wu and L. Zhang, "HyperNet: Self-supervised hyperspectral spatial-spectral feature understanding network for hyperspectral change detection", IEEE Transactions on Geoscience and Remote Sensing, 60, 2022, doi:10.1109/TGRS.2022.3218795."""
