@@ -18,7 +18,7 @@ from .runner import NETWORKS, REPO, Context, RunSpec, execute, load_cached, run_
 QUICK_ANOMALY = ("abu-airport-1", "abu-airport-4", "abu-urban-1")
 QUICK_CHANGE = ("taizhou*",)
 # The quick mode's short training budget (the only departure from the defaults anywhere).
-QUICK_BUDGET = {"bs3lnet": {"iterations": 60, "epochs": 0.0}, "hypernet": {"epochs": 20}}
+QUICK_BUDGET = {"bs3lnet": {"iterations": 30, "epochs": 0.0}, "hypernet": {"epochs": 5}}
 SCALING_SIZES = (100, 250, 500, 1000)
 QUICK_SCALING_SIZES = (100,)
 PARTS = ("anomaly", "change", "scaling")
