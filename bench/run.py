@@ -39,6 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seeds of the networks (default 1,2,3; quick: 1)")
     p.add_argument("--parts", type=_list, default=list(PARTS), help="parts to run now: anomaly,change,scaling")
     p.add_argument("--scenes", type=_list, help="run only scenes matching these patterns (e.g. abu-*,taizhou*)")
+    p.add_argument("--skip", type=_list, help="do not run scenes matching these patterns now (e.g. sim-mosaic-1000*)")
     p.add_argument("--methods", type=_list, help="run only these methods (rx,bs3lnet,cva,hypernet)")
     p.add_argument("--scaling-sizes", type=lambda t: [int(x) for x in _list(t)],
                    help=f"scene sides of the scaling run (default {','.join(map(str, SCALING_SIZES))}; "
@@ -131,7 +132,16 @@ def selected(spec: RunSpec, args) -> bool:
         return False
     if args.scenes and spec.section != "matmul" and not any(fnmatch.fnmatch(spec.scene, p) for p in args.scenes):
         return False
+    if args.skip and any(fnmatch.fnmatch(spec.scene, p) for p in args.skip):
+        return False
     return True
+
+
+def run_order(todo: list) -> list:
+    """Part by part, and within a part seed by seed, so that an interrupted benchmark has
+    every scene of a part at least once before it repeats any with another seed."""
+    order = {"anomaly": 0, "change": 1, "matmul": 2, "scaling": 3}
+    return sorted(todo, key=lambda sk: (order[sk[0].section], sk[0].seed))
 
 
 def main(argv=None) -> int:
@@ -158,8 +168,8 @@ def main(argv=None) -> int:
     plan = [(spec, None) for spec in build_plan(args, scenes, overrides)]
     plan = [(spec, run_key(spec, scenes.get(spec.scene), ctx)) for spec, _ in plan]
     records = {key: r for _, key in plan if (r := load_cached(ctx, key)) is not None}
-    todo = [] if args.no_run else [(s, k) for s, k in plan if selected(s, args)
-                                   and (args.fresh or k not in records or "error" in records[k])]
+    todo = [] if args.no_run else run_order([(s, k) for s, k in plan if selected(s, args)
+                                             and (args.fresh or k not in records or "error" in records[k])])
     print(f"bench: {len(plan)} runs in the plan, {sum(1 for _, k in plan if k in records and 'error' not in records[k])}"
           f" cached, {len(todo)} to run now (engine {source['commit_short']}"
           f"{' + uncommitted changes' if source['engine_uncommitted_changes'] else ''}).", file=sys.stderr)
