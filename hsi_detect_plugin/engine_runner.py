@@ -136,7 +136,9 @@ class Engine:
         try:
             with proc:
                 try:
-                    return self._follow(proc, feedback)
+                    result = self._follow(proc, feedback)
+                    _report_summary(result, feedback)
+                    return result
                 finally:
                     if proc.poll() is None:  # only when following the run itself failed
                         proc.kill()
@@ -192,6 +194,13 @@ class Engine:
                 raise QgsProcessingException(f"The engine failed: {error['error']}")
             raise QgsProcessingException(error["error"])
         raise QgsProcessingException(_crash_message(code, list(stderr_tail)))
+
+
+def _report_summary(result: dict, feedback):
+    facts = [f"{key.replace('_', ' ')} {result[key]}" for key in
+             ("device", "threshold", "detected_pixels", "changed_pixels", "seconds") if key in result]
+    if facts:
+        feedback.pushInfo("Engine finished: " + ", ".join(facts))
 
 
 class _FeedbackReport:
