@@ -22,13 +22,16 @@ def test_the_provider_is_listed_and_the_profile_is_the_temporary_one(qgis_proces
 def test_a_run_writes_its_output_and_reports_results_as_json(qgis_process_profile, tmp_path):
     _, env = qgis_process_profile
     out = tmp_path / "score.tif"
-    done = run_qgis_process(env, "--json", "run", "hsidetect:rx", "--", f"INPUT={HYDICE}", f"OUTPUT={out}",
-                            "BANDS=1", "BANDS=2", "BANDS=3", "THRESHOLD_METHOD=kmeans", f"OUTPUT_BINARY={tmp_path / 'b.tif'}")
+    done = run_qgis_process(env, "--json", "run", "hsidetect:bs3lnet", "--", f"INPUT={HYDICE}", f"OUTPUT={out}",
+                            "BANDS=1", "BANDS=2", "BANDS=3", "ITERATIONS=2", "BATCH_SIZE=8", "FEATURES=8", "BLOCKS=1",
+                            "SCALING=standardize", "THRESHOLD_METHOD=kmeans", f"OUTPUT_BINARY={tmp_path / 'b.tif'}")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["results"]["OUTPUT"] == str(out) and out.exists() and (tmp_path / "score.qml").exists()
+    assert answer["results"]["OUTPUT_BINARY"] == str(tmp_path / "b.tif") and (tmp_path / "b.tif").exists()
     command = next(line for line in answer["log"]["info"] if "hsi_detect_engine.cli" in line)
-    assert "--bands 1,2,3" in command and "--threshold kmeans" in command
+    for option in ("--bands 1,2,3", "--threshold kmeans", "--scaling standardize", "--iterations 2"):
+        assert option in command
 
 
 def test_a_failed_run_exits_non_zero_with_the_error_on_stderr(qgis_process_profile, tmp_path):
