@@ -21,15 +21,19 @@ def git(*args: str) -> str:
         return ""
 
 
-def engine_fingerprint(root: str) -> str:
-    """Hash of the engine package's Python sources under root (a repository or a snapshot)."""
-    h = hashlib.sha1()
-    pkg = os.path.join(root, ENGINE_PACKAGE)
-    for path in sorted(glob.glob(os.path.join(pkg, "**", "*.py"), recursive=True)):
-        h.update(os.path.relpath(path, pkg).encode())
+def source_hashes(package_dir: str) -> dict:
+    """{path relative to the package: sha1 of its content} of every Python file of a package."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(package_dir, "**", "*.py"), recursive=True)):
         with open(path, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()[:16]
+            out[os.path.relpath(path, package_dir)] = hashlib.sha1(f.read()).hexdigest()
+    return out
+
+
+def engine_fingerprint(root: str) -> str:
+    """One hash of the engine package's Python sources under root (a repository or a snapshot)."""
+    text = "".join(f"{k}:{v};" for k, v in source_hashes(os.path.join(root, ENGINE_PACKAGE)).items())
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def engine_snapshot(rev: str, work_dir: str) -> tuple:

@@ -194,6 +194,10 @@ def markdown(results: dict) -> str:
     dirty = " with uncommitted engine changes" if src["engine_uncommitted_changes"] else ""
     lines.append(f"Commit `{src['commit_short']}`{dirty} ({src['subject']}), engine sources `{src['engine_fingerprint']}`; "
                  f"{meta['date']}.")
+    if len(src.get("run_commits", [])) > 1:
+        lines.append(f"The runs were made over commits {', '.join(src['run_commits'])}; every run shown imported "
+                     "only engine modules whose sources are the same at the commit above (runs whose code "
+                     "changed since were discarded).")
     lines.append(f"Machine: {mach['cpu']}, {mach['usable_cores']} cores, {mach['memory_bytes'] / 1024 ** 3:.0f} GiB, "
                  f"{gpu}; torch {mach['torch']}, Python {mach['python']}.")
     load = meta.get("load") or {}

@@ -13,7 +13,7 @@ import fnmatch
 import os
 import sys
 
-from .runner import NETWORKS, REPO, Context, RunSpec, execute, load_cached, run_key, save_cached
+from .runner import NETWORKS, REPO, Context, RunSpec, execute, is_current, load_cached, run_key, save_cached
 
 QUICK_ANOMALY = ("abu-airport-1", "abu-airport-4", "abu-urban-1")
 QUICK_CHANGE = ("taizhou*",)
@@ -160,8 +160,9 @@ def main(argv=None) -> int:
     if engine_rev and not os.path.abspath(hsi_detect_engine.__file__).startswith(os.path.abspath(engine_root)):
         raise SystemExit("bench: the engine snapshot could not be imported ahead of the installed engine.")
     source = machine.source_info(engine_rev, engine_root)
+    package = os.path.join(engine_root, machine.ENGINE_PACKAGE)
     ctx = Context(args.work, args.device, args.threads, args.timeout,
-                  os.path.join(engine_root, "engine") if engine_rev else None, source["engine_fingerprint"],
+                  os.path.join(engine_root, "engine") if engine_rev else None, machine.source_hashes(package),
                   {"commit": source["commit"]})
     overrides = budget_overrides(args.quick)
     scenes = {}
@@ -173,7 +174,12 @@ def main(argv=None) -> int:
     print(f"bench: {len(plan)} runs in the plan, {sum(1 for _, k in plan if k in records and 'error' not in records[k])}"
           f" cached, {len(todo)} to run now (engine {source['commit_short']}"
           f"{' + uncommitted changes' if source['engine_uncommitted_changes'] else ''}).", file=sys.stderr)
-    _run_all(todo, scenes, ctx, records, engine_root, engine_rev)
+    _run_all(todo, scenes, ctx, records)
+    # Score only what the code as it is now would give: drop runs whose modules changed meanwhile.
+    ctx.engine_sources = machine.source_hashes(package)
+    source = machine.source_info(engine_rev, engine_root)
+    records = {k: r for k, r in records.items() if "error" in r or is_current(r, ctx)}
+    source["run_commits"] = sorted({r.get("commit", "")[:7] for r in records.values() if "result" in r})
     meta = {"date": machine.now(), "source": source, "machine": machine.machine_info(),
             "settings": {"quick": args.quick, "device": args.device, "threads": args.threads, "seeds": args.seeds,
                          "overrides": overrides, "scaling_sizes": args.scaling_sizes, "data": args.data,
@@ -190,19 +196,12 @@ def main(argv=None) -> int:
     return 0 if not results["runs_failed"] else 1
 
 
-def _run_all(todo: list, scenes: dict, ctx: Context, records: dict, engine_root: str, engine_rev):
+def _run_all(todo: list, scenes: dict, ctx: Context, records: dict):
     from tqdm import tqdm
-
-    from .machine import engine_fingerprint
 
     bar = tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True)
     try:
         for spec, key in todo:
-            if not engine_rev and engine_fingerprint(engine_root) != ctx.engine_fingerprint:
-                tqdm.write("bench: the engine's sources changed while the benchmark ran; stopping so that the "
-                           "results do not mix versions. Run again (finished runs of the new sources are kept "
-                           "from then on), or benchmark a commit with --engine-rev.", file=sys.stderr)
-                break
             bar.set_description(spec.label)
             scene = scenes.get(spec.scene)
             if scene is not None and scene.make is not None:

@@ -2,8 +2,10 @@
 
 The child's peak resident memory comes from os.wait4, which returns that one child's
 resource usage (ru_maxrss), so every figure belongs to its own run. Finished runs are
-stored as JSON under WORK/runs/, keyed by what determines their result: the engine's
-sources, the scene, the method, the seed, the parameters, the device and the threads.
+stored as JSON under WORK/runs/, keyed by the scene, the method, the seed, the parameters,
+the device and the threads; a stored run counts only while the engine modules it imported
+are unchanged (their hashes are in the record), so that others' edits to unrelated modules
+do not throw finished runs away.
 """
 
 from __future__ import annotations
@@ -50,14 +52,14 @@ class Context:
     threads: Optional[int] = None
     timeout: float = 6 * 3600
     engine_path: Optional[str] = None  # a snapshot of the engine to import instead of the installed one
-    engine_fingerprint: str = ""
+    engine_sources: dict = field(default_factory=dict)  # engine file -> hash of its content now
     extra: dict = field(default_factory=dict)
 
 
 def run_key(spec: RunSpec, scene: Optional[Scene], ctx: Context) -> str:
     device = "cpu" if spec.method in ("rx", "cva") else ctx.device
     ident = {"spec": asdict(spec), "scene": scene.identity if scene else "", "device": device,
-             "threads": ctx.threads, "engine": ctx.engine_fingerprint}
+             "threads": ctx.threads}
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -65,12 +67,20 @@ def cache_path(ctx: Context, key: str) -> str:
     return os.path.join(ctx.work_dir, "runs", f"{key}.json")
 
 
+def is_current(record: dict, ctx: Context) -> bool:
+    """True when every engine module the run imported still has the same source."""
+    used = record.get("result", {}).get("engine_modules")
+    return bool(used) and all(ctx.engine_sources.get(f) == h for f, h in used.items())
+
+
 def load_cached(ctx: Context, key: str) -> Optional[dict]:
+    """The stored run, or None when there is none or its code has changed since."""
     path = cache_path(ctx, key)
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        record = json.load(f)
+    return record if "error" in record or is_current(record, ctx) else None
 
 
 def save_cached(ctx: Context, key: str, record: dict):
@@ -186,7 +196,7 @@ def execute(spec: RunSpec, scene: Optional[Scene], ctx: Context, on_event: Calla
         child["binary"] = os.path.join(run_dir, "binary.tif")
     record = {"key": key, "spec": asdict(spec), "scene": scene.name if scene else "",
               "shape": list(scene.shape) if scene else None, "device": device, "threads": ctx.threads,
-              "engine": ctx.engine_fingerprint, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **ctx.extra}
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **ctx.extra}
     record.update(launch(child, run_dir, ctx, on_event))
     if "result" in record and scene is not None:
         try:

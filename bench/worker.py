@@ -5,6 +5,9 @@ run goes through the engine's public pipeline (run_anomaly / run_change), which 
 rasters where the spec says; the parent process scores them, so that this process's peak
 memory is the pipeline's own. Progress events go to stdout as JSON lines.
 
+The result lists the engine modules the run imported, with the hashes of their sources,
+so that a cached run stays valid exactly as long as the code it ran is unchanged.
+
 With ``count_flops`` the worker also counts the floating-point operations of training and
 detection (torch.utils.flop_counter): during the first COUNTED_STEPS training steps (the
 cost per step is then multiplied by the number of steps, as every step does the same work
@@ -141,8 +144,28 @@ def measure_matmul(device: str, seconds: float = 3.0) -> dict:
     return {"matmul_flop_rate": best, "size": n, "device": str(dev), "threads": torch.get_num_threads()}
 
 
+def engine_modules_used(before: dict) -> dict:
+    """{engine file: hash taken before the run} of the engine modules the run imported."""
+    import hsi_detect_engine
+
+    root = os.path.dirname(os.path.abspath(hsi_detect_engine.__file__))
+    used = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith("hsi_detect_engine") and path:
+            rel = os.path.relpath(os.path.abspath(path), root)
+            if rel in before:
+                used[rel] = before[rel]
+    return used
+
+
 def run(spec: dict) -> dict:
+    import hsi_detect_engine
     from hsi_detect_engine.progress import Progress
+
+    from .machine import source_hashes
+
+    sources = source_hashes(os.path.dirname(os.path.abspath(hsi_detect_engine.__file__)))
 
     threads = spec.get("threads")
     torch_loaded = spec["kind"] == "matmul" or spec.get("method") in ("bs3lnet", "hypernet")
@@ -172,7 +195,8 @@ def run(spec: dict) -> dict:
         raise ValueError(f"unknown run kind {spec['kind']!r}")
     wall = time.perf_counter() - started
     result = {"summary": summary, "seconds": round(wall, 4), **probe.finish(),
-              "self_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+              "self_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+              "engine_modules": engine_modules_used(sources)}
     if torch_loaded:
         import torch
 

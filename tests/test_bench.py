@@ -157,3 +157,16 @@ def test_quick_run_writes_markdown_and_roc_and_resumes(quick_run):
     assert bench_main(quick_run["args"]) == 0  # everything selected is cached: nothing runs again
     assert {p: os.path.getmtime(runs / p) for p in os.listdir(runs)} == before
     assert markdown(json.loads((out / "results.json").read_text())).startswith("# hsi-detect benchmark (quick)")
+
+
+def test_a_cached_run_counts_while_the_modules_it_imported_are_unchanged():
+    from bench.runner import Context, is_current
+
+    ctx = Context("/nonexistent", engine_sources={"classical.py": "a", "bs3lnet.py": "b"})
+    rx = {"result": {"engine_modules": {"classical.py": "a"}}}
+    assert is_current(rx, ctx)
+    ctx.engine_sources["bs3lnet.py"] = "changed"  # someone edits another module: the RX run stays
+    assert is_current(rx, ctx)
+    ctx.engine_sources["classical.py"] = "changed"
+    assert not is_current(rx, ctx)
+    assert not is_current({"result": {}}, ctx)  # a record without its modules is never trusted
