@@ -61,14 +61,18 @@ def build_results(meta: dict, plan: list, records: dict, scenes: dict) -> dict:
         groups.setdefault((spec.section, spec.scene, spec.method), []).append(records.get(key))
     results = {"meta": meta, "runs_planned": len(plan), "runs_done": 0, "runs_failed": [], "runs_missing": [],
                "anomaly": [], "change": [], "scaling": {"rows": []}}
+    missing = {}
     for spec, key in plan:
         r = records.get(key)
         if r is None:
-            results["runs_missing"].append(spec.label)
+            missing.setdefault((spec.section, spec.scene or "device", spec.method), []).append(spec.seed)
         elif "error" in r:
             results["runs_failed"].append({"run": spec.label, "error": r["error"]})
         else:
             results["runs_done"] += 1
+    for (section, scene, method), seeds in missing.items():
+        tail = f" (seeds {', '.join(map(str, seeds))})" if method in NETWORKS and section != "scaling" else ""
+        results["runs_missing"].append(f"{section}: {scene} {method}{tail}")
     sections = {}
     for (section, scene, method), recs in groups.items():
         sections.setdefault(section, {}).setdefault(scene, {})[method] = aggregate(recs)
@@ -94,7 +98,9 @@ def build_results(meta: dict, plan: list, records: dict, scenes: dict) -> dict:
                 if rate and f.get(f"{what}_flop_rate"):
                     row[f"{what}_fraction_of_matmul"] = f[f"{what}_flop_rate"] / rate
             results["scaling"]["rows"].append(row)
-    results["scaling"]["rows"].sort(key=lambda r: (r["method"], r["shape"][0] * r["shape"][1]))
+    order = ["bs3lnet", "rx", "hypernet", "cva"]
+    results["scaling"]["rows"].sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 9,
+                                                   r["shape"][0] * r["shape"][1]))
     results["verdicts"] = verdicts(results)
     return results
 
@@ -227,7 +233,7 @@ def markdown(results: dict) -> str:
     if results["runs_failed"]:
         lines += ["", "## Failed runs", ""] + [f"- {f['run']}: {f['error']}" for f in results["runs_failed"]]
     if results["runs_missing"]:
-        lines += ["", "## Not run yet", "", ", ".join(results["runs_missing"])]
+        lines += ["", "## Not run yet", "", "; ".join(results["runs_missing"]) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -97,7 +97,7 @@ def build_plan(args, scenes: dict, overrides: dict) -> list:
         for m in methods:
             for seed in (args.seeds if m in NETWORKS and section != "scaling" else [args.seeds[0]]):
                 out.append(RunSpec(section, scene.name, m, seed if m in NETWORKS else 1,
-                                   tuple(sorted(overrides.get(m, {}).items())), count_flops))
+                                   tuple(sorted(overrides.get(m, {}).items())), count_flops and m in NETWORKS))
             scenes[scene.name] = scene
         return out
 
