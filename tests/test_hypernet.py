@@ -164,7 +164,20 @@ def test_magnitude_is_the_mean_squared_difference_over_2h_channels():
     assert np.allclose(magnitude, (diff.astype(np.float64) ** 2).mean(axis=2), rtol=1e-5)
 
 
-def test_tiled_features_equal_whole_image_features():
+def test_cosine_score_is_one_minus_the_cosine_of_the_features():
+    from hsi_detect_engine.hypernet import change_score
+
+    rng = np.random.default_rng(0)
+    f1 = rng.normal(size=(5, 6, 32)).astype(np.float32)
+    f2 = f1 * 3.0  # same direction, three times longer: no change for the cosine, a change for the mse
+    f2[0, 0] = -f1[0, 0]
+    cos = change_score(f1, f2, "cosine")
+    assert cos[0, 0] == pytest.approx(2.0) and np.allclose(cos.ravel()[1:], 0.0, atol=1e-6)
+    assert (change_score(f1, f2, "mse") > 0).all()
+
+
+@pytest.mark.parametrize("date_norm", [False, True])
+def test_tiled_features_equal_whole_image_features(date_norm):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     image = rng.normal(size=(61, 70, 9)).astype(np.float32)
@@ -175,17 +188,44 @@ def test_tiled_features_equal_whole_image_features():
     with torch.no_grad():  # give the BatchNorm layers non-trivial running statistics
         for _ in range(3):
             model.features(torch.from_numpy(image.transpose(2, 0, 1))[None] * 2 + 1)
+    model.stats.date_norm = date_norm
     whole = extract_features(model, image, valid, "cpu", None, Progress())
     tiled = extract_features(model, image, valid, "cpu", 16, Progress())
-    assert model.pool.fixed == {}  # the fixed statistics do not outlive the extraction
+    assert model.stats.fixed == {}  # the fixed statistics do not outlive the extraction
     scale = np.abs(whole).max()
     assert np.abs(tiled - whole).max() <= 1e-5 * scale
 
 
-def test_tiled_detection_equals_whole_image_detection_through_the_pipeline():
+def test_date_statistics_remove_a_radiometric_change_that_running_statistics_keep():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(48, 48, 6)).astype(np.float32)
+    gain = (1.7 * image).astype(np.float32)
+    gain_offset = (gain + rng.normal(size=6) * 3).astype(np.float32)  # and a per-band offset
+    valid = np.ones((48, 48), bool)
+    model = HyperNetModel(6, 16)
+    with torch.no_grad():  # running statistics of the first date only
+        model.train()
+        model.features(torch.from_numpy(image.transpose(2, 0, 1))[None])
+
+    def gap(other, date_norm, inner=slice(None)):
+        model.stats.date_norm = date_norm
+        f1 = extract_features(model, image, valid, "cpu", None, Progress())[inner, inner]
+        f2 = extract_features(model, other, valid, "cpu", None, Progress())[inner, inner]
+        return np.abs(f1 - f2).max() / np.abs(f1).max()
+
+    # a gain alone is removed exactly; an offset too, but for the zero padding at the
+    # border (the receptive field reaches 14 pixels in), which also shifts the global statistics
+    assert gap(gain, True) < 1e-4 and gap(gain, False) > 0.1
+    inner = slice(15, 33)
+    assert gap(gain_offset, True, inner) < 0.1 * gap(gain_offset, False, inner)
+
+
+@pytest.mark.parametrize("bn", ["running", "date"])
+def test_tiled_detection_equals_whole_image_detection_through_the_pipeline(bn):
     pair, _ = synthetic_pair(rows=50, cols=45)
-    whole, _, a = detect(pair, dict(TINY, tile_size=0), device="cpu", seed=3)
-    tiled, _, b = detect(pair, dict(TINY, tile_size=20), device="cpu", seed=3)
+    whole, _, a = detect(pair, dict(TINY, tile_size=0, bn_statistics=bn), device="cpu", seed=3)
+    tiled, _, b = detect(pair, dict(TINY, tile_size=20, bn_statistics=bn), device="cpu", seed=3)
     assert a["tile_size"] == 0 and b["tile_size"] == 20
     assert np.allclose(tiled, whole, rtol=1e-4, atol=1e-6 * whole.max())
 

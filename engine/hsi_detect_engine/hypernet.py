@@ -119,16 +119,19 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
                      "training_rule": "mask" if training_mask is not None else p["training_pixels"],
                      "crop_size": crop or 0, "final_loss": losses[-1] if losses else None})
 
+    model.stats.date_norm = p["bn_statistics"] == "date"
+    info["bn_statistics"] = p["bn_statistics"]
     tile = _tile_side(p["tile_size"], rows, cols, bands, hidden, dev)
     info["tile_size"] = tile or 0
     progress.update("detecting", 0.0, "extracting features", force=True)
     f1 = extract_features(model, x1, valid, dev, tile, SubProgress(progress, 0.0, 0.5), " of date 1")
     f2 = extract_features(model, x2, valid, dev, tile, SubProgress(progress, 0.5, 0.5), " of date 2")
     del x1, x2
+    magnitude = change_score(f1, f2, p["score"])
     diff = np.abs(f1 - f2, out=f1)
     del f2
     diff[~valid] = 0.0
-    magnitude = np.einsum("ijk,ijk->ij", diff, diff, dtype=np.float64) / diff.shape[2]
+    magnitude[~valid] = 0.0
     progress.update("detecting", 1.0, "features compared")
 
     if save_model and not model_path:
@@ -136,6 +139,18 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
                   "params": {k: v for k, v in p.items()}}
         info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config, inputs)
     return magnitude.astype(np.float32), diff, info
+
+
+def change_score(f1: np.ndarray, f2: np.ndarray, score: str) -> np.ndarray:
+    """Per pixel: 'mse', the mean squared difference of the features (the paper), or
+    'cosine', one minus their cosine similarity (blind to a common scaling of the feature
+    vector, e.g. by illumination). float64 (rows, cols)."""
+    dot = lambda a, b: np.einsum("ijk,ijk->ij", a, b, dtype=np.float64)  # noqa: E731
+    if score == "mse":
+        d = f1 - f2
+        return dot(d, d) / f1.shape[2]
+    norms = np.sqrt(dot(f1, f1) * dot(f2, f2))
+    return 1.0 - np.divide(dot(f1, f2), norms, out=np.ones(norms.shape), where=norms > 1e-12)
 
 
 def _crop_side(requested: int, rows: int, cols: int, bands: int, hidden: int, dev) -> Optional[int]:

@@ -5,12 +5,14 @@ then a 5x5 average pool) and a spectral branch (three per-pixel blocks with chan
 attention) are fused into 2h feature channels per pixel; a projector and a predictor
 (training only) produce z and p for the SimSiam-style loss.
 
-Channel attention pools GLOBALLY (average and maximum over the whole image). To make
-detection by tiles equal to whole-image detection, every channel-attention module reads
-its pooled statistics through one shared ``GlobalPool`` object, which can (a) pool the
-current input over its valid pixels (training, whole-image detection), (b) use pooled
-statistics fixed from outside, or (c) accumulate the statistics of a tile's core and
-stop the forward pass (the first passes of tiled detection, see hypernet_tiles.py).
+Channel attention pools GLOBALLY (average and maximum over the whole image), and so do
+the encoder's BatchNorm layers at detection when they normalise each date with its own
+statistics (``date_norm``; the paper uses the running statistics). To make detection by
+tiles equal to whole-image detection, every such module gets its statistics through one
+shared ``GlobalStats`` object, which numbers the calls in forward order and can (a)
+compute them from the current input over its valid pixels (training, whole-image
+detection), (b) use statistics fixed from outside, or (c) accumulate those of a tile's
+core and stop the forward pass (the first passes of tiled detection, hypernet_tiles.py).
 """
 
 from __future__ import annotations
@@ -37,57 +39,75 @@ def hidden_width(bands: int, requested: int = 0) -> int:
 
 
 class StopForward(Exception):
-    """Raised by GlobalPool once the statistics being collected have been accumulated."""
+    """Raised by GlobalStats once the statistics being collected have been accumulated."""
 
 
-class GlobalPool:
-    """Where every channel-attention module gets its global average and maximum.
+class GlobalStats:
+    """Where channel attention (global average and maximum) and, with ``date_norm``, the
+    encoder's BatchNorm layers at detection (mean and variance) get their statistics.
 
-    mask: (1, 1, H, W) bool of the pixels to pool over (None: all pixels).
-    fixed: module index -> (avg (C,), max (C,)) given from outside.
-    collect: index of the module whose statistics to accumulate over ``core``
-    (row slice, col slice of the current tile), after which StopForward is raised.
+    Calls are numbered in forward order from ``begin()``. mask: (1, 1, H, W) bool of the
+    pixels the statistics cover (None: all). fixed: call number -> statistics given from
+    outside. collect: the call number whose statistics to accumulate over ``core`` (row
+    slice, col slice of the current tile), after which StopForward is raised.
     """
 
-    def __init__(self):
+    def __init__(self, date_norm: bool = False):
+        self.date_norm = date_norm
         self.mask: Optional[torch.Tensor] = None
         self.fixed: dict = {}
         self.collect: Optional[int] = None
         self.core = None
-        self.sum = None
-        self.count = 0
-        self.max = None
+        self.calls = 0
+        self._acc = None
 
     def reset(self):
-        self.__init__()
+        self.__init__(self.date_norm)
 
-    def pooled(self, index: int, x: torch.Tensor):
-        """(avg, max) of x (1, C, H, W) as (1, C, 1, 1) tensors."""
+    def begin(self, mask: Optional[torch.Tensor]):
+        self.mask, self.calls = mask, 0
+
+    def pooled(self, x: torch.Tensor):
+        """(avg, max) of x (1, C, H, W) over the image, as (1, C, 1, 1) tensors."""
+        return self._stats(x, "pool")
+
+    def moments(self, x: torch.Tensor):
+        """(mean, biased variance) of x (1, C, H, W) over the image, as (1, C, 1, 1) tensors."""
+        return self._stats(x, "moments")
+
+    def _stats(self, x: torch.Tensor, kind: str):
+        index = self.calls
+        self.calls += 1
         if index in self.fixed:
-            avg, mx = self.fixed[index]
-            return avg.view(1, -1, 1, 1).to(x.dtype), mx.view(1, -1, 1, 1).to(x.dtype)
+            return tuple(t.view(1, -1, 1, 1).to(x.dtype) for t in self.fixed[index])
         if index == self.collect:
-            self._accumulate(x)
+            self._accumulate(x, kind)
             raise StopForward()
-        return _masked_pool(x, self.mask)
+        return _masked_pool(x, self.mask) if kind == "pool" else _masked_moments(x, self.mask)
 
-    def _accumulate(self, x: torch.Tensor):
+    def _accumulate(self, x: torch.Tensor, kind: str):
         rs, cs = self.core
         core = x[0, :, rs, cs].reshape(x.shape[1], -1)
         if self.mask is not None:
-            keep = self.mask[0, 0, rs, cs].reshape(-1)
-            core = core[:, keep]
+            core = core[:, self.mask[0, 0, rs, cs].reshape(-1)]
         if core.shape[1] == 0:
             return
-        s = core.sum(dim=1, dtype=torch.float64)
-        m = core.max(dim=1).values
-        self.sum = s if self.sum is None else self.sum + s
-        self.max = m if self.max is None else torch.maximum(self.max, m)
-        self.count += core.shape[1]
+        d = core.double()
+        second = d.amax(dim=1) if kind == "pool" else (d * d).sum(dim=1)
+        if self._acc is None:
+            self._acc = [kind, d.sum(dim=1), second, core.shape[1]]
+        else:
+            self._acc[1] += d.sum(dim=1)
+            self._acc[2] = torch.maximum(self._acc[2], second) if kind == "pool" else self._acc[2] + second
+            self._acc[3] += core.shape[1]
 
     def collected(self):
-        """(avg, max) accumulated so far, as (C,) tensors."""
-        return (self.sum / max(self.count, 1)).float(), self.max
+        """The statistics accumulated over all tiles, as (C,) float32 tensors; clears them."""
+        kind, total, second, count = self._acc
+        self._acc = None
+        mean = total / count
+        other = second if kind == "pool" else (second / count - mean * mean).clamp_min(0.0)
+        return mean.float(), other.float()
 
 
 def _masked_pool(x: torch.Tensor, mask: Optional[torch.Tensor]):
@@ -100,19 +120,44 @@ def _masked_pool(x: torch.Tensor, mask: Optional[torch.Tensor]):
     return avg, torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
 
 
+def _masked_moments(x: torch.Tensor, mask: Optional[torch.Tensor]):
+    if mask is None or bool(mask.all()):
+        return x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), unbiased=False, keepdim=True)
+    m = mask.to(x.dtype)
+    count = m.sum().clamp_min(1.0)
+    mean = (x * m).sum(dim=(2, 3), keepdim=True) / count
+    var = (((x - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    return mean, var
+
+
+class DateNorm(nn.BatchNorm2d):
+    """BatchNorm that, at detection with ``stats.date_norm``, normalises an image with its own
+    statistics (as training did, one date at a time) instead of the running averages over
+    both dates; otherwise exactly nn.BatchNorm2d."""
+
+    def __init__(self, channels: int, stats: GlobalStats):
+        super().__init__(channels)
+        self.stats = stats
+
+    def forward(self, x):
+        if self.training or not self.stats.date_norm:
+            return super().forward(x)
+        mean, var = self.stats.moments(x)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 class ChannelAttention(nn.Module):
     """Sigmoid(mlp(global avg) + mlp(global max)), multiplied into the input."""
 
-    def __init__(self, channels: int, pool: GlobalPool, index: int):
+    def __init__(self, channels: int, stats: GlobalStats):
         super().__init__()
         hidden = max(1, channels // REDUCTION)
         self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(),
                                  nn.Conv2d(hidden, channels, 1, bias=False))
-        self.pool = pool
-        self.index = index
+        self.stats = stats
 
     def forward(self, x):
-        avg, mx = self.pool.pooled(self.index, x)
+        avg, mx = self.stats.pooled(x)
         return x * torch.sigmoid(self.mlp(avg) + self.mlp(mx))
 
 
@@ -131,14 +176,14 @@ class SpatialAttention(nn.Module):
 class SpatialBlock(nn.Module):
     """conv 3x3 -> BN -> CBAM, plus the shortcut, then ReLU."""
 
-    def __init__(self, cin: int, cout: int, pool: GlobalPool, index: int):
+    def __init__(self, cin: int, cout: int, stats: GlobalStats):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.channel = ChannelAttention(cout, pool, index)
+        self.bn = DateNorm(cout, stats)
+        self.channel = ChannelAttention(cout, stats)
         self.spatial = SpatialAttention()
         self.shortcut = (nn.Identity() if cin == cout else
-                         nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)))
+                         nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), DateNorm(cout, stats)))
 
     def forward(self, x):
         out = self.spatial(self.channel(self.bn(self.conv(x))))
@@ -148,11 +193,11 @@ class SpatialBlock(nn.Module):
 class SpectralBlock(nn.Module):
     """conv 1x1 -> BN -> channel attention; with a residual ReLU when the width is kept."""
 
-    def __init__(self, cin: int, cout: int, pool: GlobalPool, index: int):
+    def __init__(self, cin: int, cout: int, stats: GlobalStats):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.channel = ChannelAttention(cout, pool, index)
+        self.bn = DateNorm(cout, stats)
+        self.channel = ChannelAttention(cout, stats)
         self.residual = cin == cout
 
     def forward(self, x):
@@ -168,38 +213,45 @@ class HyperNetModel(nn.Module):
         if hidden < REDUCTION:
             raise ValueError(f"hidden width must be at least {REDUCTION}")
         self.bands, self.hidden = bands, hidden
-        self.pool = GlobalPool()
+        self.stats = GlobalStats()
         h, f = hidden, 2 * hidden
-        # Channel-attention indices follow the order of the forward pass: spectral first
-        # (cheap), so the passes that collect the spatial statistics redo little work.
-        self.spectral = nn.Sequential(SpectralBlock(bands, h, self.pool, 0), SpectralBlock(h, h, self.pool, 1),
-                                      SpectralBlock(h, h, self.pool, 2))
-        self.spatial = nn.Sequential(SpatialBlock(bands, h, self.pool, 3), SpatialBlock(h, h, self.pool, 4),
-                                     SpatialBlock(h, h, self.pool, 5),
+        # The forward pass runs the spectral branch first (cheap), so the passes of tiled
+        # detection that collect the spatial branch's statistics redo little work.
+        self.spectral = nn.Sequential(SpectralBlock(bands, h, self.stats), SpectralBlock(h, h, self.stats),
+                                      SpectralBlock(h, h, self.stats))
+        self.spatial = nn.Sequential(SpatialBlock(bands, h, self.stats), SpatialBlock(h, h, self.stats),
+                                     SpatialBlock(h, h, self.stats),
                                      nn.AvgPool2d(POOL_SIZE, stride=1, padding=POOL_SIZE // 2))
-        self.fuse_spatial = nn.Sequential(nn.Conv2d(h, h, 1, bias=False), nn.BatchNorm2d(h))
-        self.fuse_spectral = nn.Sequential(nn.Conv2d(h, h, 3, padding=1, bias=False), nn.BatchNorm2d(h))
+        self.fuse_spatial = nn.Sequential(nn.Conv2d(h, h, 1, bias=False), DateNorm(h, self.stats))
+        self.fuse_spectral = nn.Sequential(nn.Conv2d(h, h, 3, padding=1, bias=False), DateNorm(h, self.stats))
         self.projector = nn.Sequential(
             nn.Conv2d(f, f, 1, bias=False), nn.BatchNorm2d(f), nn.ReLU(),
             nn.Conv2d(f, f, 1, bias=False), nn.BatchNorm2d(f), nn.ReLU(),
             nn.Conv2d(f, f, 1, bias=True), nn.BatchNorm2d(f, affine=False))
         self.predictor = nn.Sequential(nn.Conv2d(f, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU(),
                                        nn.Conv2d(h, f, 1, bias=False))
-        self.attention_count = 6
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
+    def global_statistics_count(self) -> int:
+        """How many global statistics one feature pass takes (channel attention, and the
+        encoder's BatchNorm layers when they normalise each date on its own)."""
+        attention = sum(isinstance(m, ChannelAttention) for m in self.modules())
+        norms = sum(isinstance(m, DateNorm) for m in self.modules())
+        return attention + (norms if self.stats.date_norm and not self.training else 0)
+
     def features(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Fused features (1, 2h, H, W) of one image (1, B, H, W); mask: pixels to pool over."""
-        self.pool.mask = mask
+        """Fused features (1, 2h, H, W) of one image (1, B, H, W); mask: the pixels global
+        statistics cover (valid pixels)."""
+        self.stats.begin(mask)
         try:
             spectral = self.fuse_spectral(self.spectral(x))
             spatial = self.fuse_spatial(self.spatial(x))
         finally:
-            self.pool.mask = None
+            self.stats.mask = None
         return torch.cat([spatial, spectral], dim=1)
 
     def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):

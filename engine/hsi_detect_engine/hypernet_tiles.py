@@ -1,10 +1,11 @@
 """Extracting HyperNet's fused features, from the whole image or by overlapping tiles.
 
-Channel attention pools over the whole image, so a tile cannot compute it from what it
-sees. Tiled extraction therefore runs one pass over the tiles per channel-attention
-module, in forward order: each pass accumulates that module's global average and
-maximum over the tiles' cores (valid pixels only), with the modules before it fixed to
-their global values. A final pass computes the features with all six fixed. Tiles are
+Channel attention pools over the whole image (and so do the BatchNorm layers when each
+date is normalised with its own statistics), so a tile cannot compute them from what it
+sees. Tiled extraction therefore runs one pass over the tiles per global statistic, in
+forward order: each pass accumulates that statistic (average and maximum, or mean and
+variance) over the tiles' cores (valid pixels only), with the ones before it fixed to
+their global values. A final pass computes the features with all of them fixed. Tiles are
 read with RECEPTIVE_RADIUS pixels of overlap, so every core pixel sees exactly the
 context it sees in the whole image: the tiled features equal the whole-image features
 up to float rounding (the order in which the global sums are added), everywhere.
@@ -41,7 +42,6 @@ def extract_features(model: HyperNetModel, image: np.ndarray, valid: np.ndarray,
     import torch
 
     rows, cols = image.shape[:2]
-    pool = model.pool
     model.eval()
 
     def features(window, window_valid):
@@ -53,34 +53,33 @@ def extract_features(model: HyperNetModel, image: np.ndarray, valid: np.ndarray,
         try:
             if tiled:
                 _fix_global_statistics(model, image, valid, device, tile_size, progress, label)
-            passes = model.attention_count + 1 if tiled else 1
+            passes = model.global_statistics_count() + 1 if tiled else 1
             stage = SubProgress(progress, (passes - 1) / passes, 1.0 / passes, f"features{label}: ")
             return apply_by_tiles(features, image, 2 * model.hidden, tile_size if tiled else None,
                                   RECEPTIVE_RADIUS, stage, valid=valid)
         finally:
-            pool.reset()
+            model.stats.reset()
 
 
 def _fix_global_statistics(model: HyperNetModel, image, valid, device, tile_size, progress, label):
-    """One pass over the tiles per channel-attention module; leaves them all in pool.fixed."""
-    pool = model.pool
+    """One pass over the tiles per global statistic; leaves them all in model.stats.fixed."""
+    stats = model.stats
     tiles = list(iter_tiles(image.shape[0], image.shape[1], tile_size, RECEPTIVE_RADIUS))
-    passes = model.attention_count
+    passes = model.global_statistics_count()
     for index in range(passes):
-        pool.collect = index
+        stats.collect = index
         for i, t in enumerate(tiles):
             progress.update("detecting", (index * len(tiles) + i) / ((passes + 1) * len(tiles)),
                             f"features{label}: global statistics {index + 1}/{passes}, tile {i + 1}/{len(tiles)}")
             window = (slice(t.row, t.row + t.rows), slice(t.col, t.col + t.cols))
-            pool.core = t.core_in_tile
+            stats.core = t.core_in_tile
             try:
                 model.features(_to_tensor(image[window], device), _mask_tensor(valid[window], device))
             except StopForward:
                 continue
-            raise RuntimeError("a channel-attention module was not reached")
-        pool.fixed[index] = pool.collected()
-        pool.sum, pool.max, pool.count = None, None, 0
-    pool.collect, pool.core = None, None
+            raise RuntimeError(f"global statistic {index} was not reached")
+        stats.fixed[index] = stats.collected()
+    stats.collect, stats.core = None, None
 
 
 class SubProgress(Progress):

@@ -74,6 +74,11 @@ HYPERNET: list = [
 def resolve(params: list, given: Optional[dict]) -> dict:
     """Defaults overlaid with the given values; unknown names are refused."""
     from .errors import HsiDetectError
+    Param("score", str, "mse", "change magnitude of a pixel: mse (mean squared difference of the two dates' "
+          "fused features) or cosine (one minus their cosine similarity)", choices=("mse", "cosine"), paper="mse"),
+    Param("bn_statistics", str, "running", "statistics the BatchNorm layers normalise with at detection: running "
+          "(averages kept during training, over both dates) or date (each date's own, over its valid pixels, as "
+          "training normalised each date)", choices=("running", "date"), paper="running"),
 
     given = dict(given or {})
     names = {p.name for p in params}
