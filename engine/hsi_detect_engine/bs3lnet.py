@@ -112,13 +112,30 @@ def _tile_size(p: dict, bands: int, device, overlap: int):
     return tile_size_for(_bytes_per_pixel(bands, p["features"]), device, fraction=fraction, overlap=overlap)
 
 
-def score_image(net, image, valid, p: dict, device, seed: int, progress: Progress) -> np.ndarray:
-    """Anomaly score (H, W) float64 of a scaled image (H, W, B tensor on ``device``); invalid pixels 0.
+def _forward(net, part, with_error: bool, weights=None):
+    """Network output of an (h, w, B) tensor as numpy (h, w, B); with_error: instead the mean
+    over bands of the squared residual, each band's residual multiplied by ``weights``."""
+    import torch
 
-    score_rounds 0 (the paper): one pass over the unmasked image, score = mean over bands
-    of (x - y)^2. score_rounds R > 0: R rounds of blind passes, each pixel blind once per
-    round as in training (replaced by a random neighbour inside the window), its score the
-    mean squared error at the passes where it is blind.
+    with torch.no_grad():
+        t = part.permute(2, 0, 1).unsqueeze(0)
+        h, w = t.shape[2:]
+        # A one-pixel-wide image cannot be reflection-padded: repeat it, run, crop.
+        y = net(t.repeat(1, 1, 2 if h == 1 else 1, 2 if w == 1 else 1))[0, :, :h, :w]
+        if with_error:
+            r = t[0] - y
+            if weights is not None:
+                r = r * weights[:, None, None]
+            return (r * r).mean(dim=0, keepdim=True).permute(1, 2, 0).cpu().numpy()
+        return y.permute(1, 2, 0).cpu().numpy()
+
+
+def residual(net, image, p: dict, device, seed: int, progress: Progress) -> np.ndarray:
+    """Reconstruction residual x - y (H, W, B) float32 of a scaled image tensor.
+
+    score_rounds 0 (the paper): one pass over the unmasked image. R > 0: R rounds of
+    blind passes; in each round every pixel is blind once, replaced as in training by a
+    random neighbour inside the window, and its residual is taken from that pass.
     """
     import torch
 
@@ -130,46 +147,68 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     tile = _tile_size(p, bands, device, overlap)
     net.eval()
 
-    def run(x, with_error):
-        def fn(part):
-            with torch.no_grad():
-                t = part.permute(2, 0, 1).unsqueeze(0)
-                h, w = t.shape[2:]
-                # A one-pixel-wide image cannot be reflection-padded: repeat it, run, crop.
-                y = net(t.repeat(1, 1, 2 if h == 1 else 1, 2 if w == 1 else 1))[0, :, :h, :w]
-                if with_error:
-                    return ((t[0] - y) ** 2).mean(dim=0, keepdim=True).permute(1, 2, 0).cpu().numpy()
-                return y.permute(1, 2, 0).cpu().numpy()
-
-        return apply_by_tiles(fn, x, 1 if with_error else bands, tile, overlap, progress)
+    def run(x):
+        return apply_by_tiles(lambda part: _forward(net, part, False), x, bands, tile, overlap, progress)
 
     if p["score_rounds"] == 0:
-        score = run(image, True)[:, :, 0].astype(np.float64)
-    else:
-        groups = max(1, round(p["patch_size"] ** 2 / blind_count(p["patch_size"], p["ratio"])))
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(seed) + 7919)
-        w = p["window"]
-        ys = torch.arange(rows, device=device)[:, None].expand(rows, cols).reshape(-1)
-        xs = torch.arange(cols, device=device)[None, :].expand(rows, cols).reshape(-1)
-        flat = image.reshape(-1, bands)
-        total = np.zeros(rows * cols)
-        for _ in range(p["score_rounds"]):
-            group = torch.randperm(rows * cols, device=device, generator=gen) % groups
-            code = torch.randint(0, w * w - 1, (rows * cols,), device=device, generator=gen)
-            code = code + (code >= (w * w) // 2).long()
-            sy = reflect_index(ys + code // w - w // 2, rows)
-            sx = reflect_index(xs + code % w - w // 2, cols)
-            for g in range(groups):
-                blind = torch.nonzero(group == g).reshape(-1)
-                x = flat.clone()
-                x[blind] = flat[sy[blind] * cols + sx[blind]]
-                y = torch.from_numpy(run(x.reshape(rows, cols, bands), False)).reshape(-1, bands)
-                b = blind.cpu()
-                err = ((flat[blind].cpu() - y[b]) ** 2).mean(dim=1)
-                total[b.numpy()] += err.double().numpy()
-        score = (total / p["score_rounds"]).reshape(rows, cols)
+        return image.cpu().numpy() - run(image)
+    groups = max(1, round(p["patch_size"] ** 2 / blind_count(p["patch_size"], p["ratio"])))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed) + 7919)
+    w = p["window"]
+    ys = torch.arange(rows, device=device)[:, None].expand(rows, cols).reshape(-1)
+    xs = torch.arange(cols, device=device)[None, :].expand(rows, cols).reshape(-1)
+    flat = image.reshape(-1, bands)
+    flat_np = flat.cpu().numpy()
+    total = np.zeros((rows * cols, bands), dtype=np.float32)
+    for _ in range(p["score_rounds"]):
+        group = torch.randperm(rows * cols, device=device, generator=gen) % groups
+        code = torch.randint(0, w * w - 1, (rows * cols,), device=device, generator=gen)
+        code = code + (code >= (w * w) // 2).long()
+        sy = reflect_index(ys + code // w - w // 2, rows)
+        sx = reflect_index(xs + code % w - w // 2, cols)
+        for g in range(groups):
+            blind = torch.nonzero(group == g).reshape(-1)
+            x = flat.clone()
+            x[blind] = flat[sy[blind] * cols + sx[blind]]
+            y = run(x.reshape(rows, cols, bands)).reshape(-1, bands)
+            b = blind.cpu().numpy()
+            total[b] += flat_np[b] - y[b]
+    return (total / p["score_rounds"]).reshape(rows, cols, bands)
+
+
+def score_image(net, image, valid, p: dict, device, seed: int, progress: Progress, scale=None) -> np.ndarray:
+    """Anomaly score (H, W) float64 of a scaled image (H, W, B tensor on ``device``); invalid pixels 0.
+
+    score 'mse' (the paper): mean over bands of the squared residual in the input's own
+    units (the residual times the scaling's per-band ``scale``), so that the scaling only
+    conditions training; 'mse-scaled': the same in the scaled units; 'rx': Mahalanobis
+    distance of the residual to the mean and covariance of the valid pixels' residuals.
+    """
+    import torch
+
+    from .classical import rx_scores
+    from .detection import apply_by_tiles
+
     valid_np = valid.cpu().numpy() if hasattr(valid, "cpu") else valid
+    weights = None
+    if p["score"] == "mse" and scale is not None:
+        weights = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=device)
+    if p["score"] != "rx" and p["score_rounds"] == 0:
+        # Reduced tile by tile: no (H, W, B) residual is kept.
+        overlap = net.receptive_radius(p["blocks"])
+        tile = _tile_size(p, image.shape[2], device, overlap)
+        net.eval()
+        score = apply_by_tiles(lambda part: _forward(net, part, True, weights), image, 1, tile, overlap,
+                               progress)[:, :, 0].astype(np.float64)
+    else:
+        resid = residual(net, image, p, device, seed, progress)
+        if p["score"] == "rx":
+            score = rx_scores(resid, valid_np)
+        else:
+            if weights is not None:
+                resid = resid * weights.cpu().numpy()
+            score = (resid.astype(np.float64) ** 2).mean(axis=2)
     score[~valid_np] = 0.0
     return score
 
@@ -226,7 +265,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
                             "seconds": round(time.perf_counter() - started, 3),
                             "final_loss": float(np.mean(history[-10:])) if history else None}
     started = time.perf_counter()
-    score = score_image(net, image, valid, p, dev, seed, progress)
+    score = score_image(net, image, valid, p, dev, seed, progress, stats["scale"])
     info["detection_seconds"] = round(time.perf_counter() - started, 3)
     for h in hooks:
         h.remove()
