@@ -8,6 +8,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 
 from .runner import REPO
 
@@ -28,6 +29,36 @@ def source_hashes(package_dir: str) -> dict:
         with open(path, "rb") as f:
             out[os.path.relpath(path, package_dir)] = hashlib.sha1(f.read()).hexdigest()
     return out
+
+
+PARAMETER_LISTS = {"bs3lnet": "BS3LNET", "hypernet": "HYPERNET"}
+
+
+def parameter_hashes(package_dir: str) -> dict:
+    """{'parameters.py:LIST': hash of its (name, default) pairs} for each method's parameter list.
+
+    parameters.py declares both networks' parameters; a run depends only on its own
+    method's defaults, so that is what its validity is checked against.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_parameters", os.path.join(package_dir, "parameters.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    out = {}
+    for name in PARAMETER_LISTS.values():
+        pairs = repr([(p.name, p.default) for p in getattr(module, name, [])])
+        out[f"parameters.py:{name}"] = hashlib.sha1(pairs.encode()).hexdigest()
+    return out
+
+
+def engine_state(package_dir: str) -> dict:
+    """What cached runs are checked against: source hashes plus the parameter lists' defaults."""
+    return {**source_hashes(package_dir), **parameter_hashes(package_dir)}
 
 
 def engine_fingerprint(root: str) -> str:

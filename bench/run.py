@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     source = machine.source_info(engine_rev, engine_root)
     package = os.path.join(engine_root, machine.ENGINE_PACKAGE)
     ctx = Context(args.work, args.device, args.threads, args.timeout,
-                  os.path.join(engine_root, "engine") if engine_rev else None, machine.source_hashes(package),
+                  os.path.join(engine_root, "engine") if engine_rev else None, machine.engine_state(package),
                   {"commit": source["commit"]})
     overrides = budget_overrides(args.quick)
     scenes = {}
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
           f"{' + uncommitted changes' if source['engine_uncommitted_changes'] else ''}).", file=sys.stderr)
     _run_all(todo, scenes, ctx, records)
     # Score only what the code as it is now would give: drop runs whose modules changed meanwhile.
-    ctx.engine_sources = machine.source_hashes(package)
+    ctx.engine_sources = machine.engine_state(package)
     source = machine.source_info(engine_rev, engine_root)
     records = {k: r for k, r in records.items() if "error" in r or is_current(r, ctx)}
     source["run_commits"] = sorted({r.get("commit", "")[:7] for r in records.values() if "result" in r})

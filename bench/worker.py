@@ -144,9 +144,12 @@ def measure_matmul(device: str, seconds: float = 3.0) -> dict:
     return {"matmul_flop_rate": best, "size": n, "device": str(dev), "threads": torch.get_num_threads()}
 
 
-def engine_modules_used(before: dict) -> dict:
-    """{engine file: hash taken before the run} of the engine modules the run imported."""
+def engine_modules_used(before: dict, method: str) -> dict:
+    """{engine file: hash taken before the run} of the engine modules the run imported; for
+    parameters.py, the hash of this method's own parameter defaults (see machine.parameter_hashes)."""
     import hsi_detect_engine
+
+    from .machine import PARAMETER_LISTS
 
     root = os.path.dirname(os.path.abspath(hsi_detect_engine.__file__))
     used = {}
@@ -154,7 +157,10 @@ def engine_modules_used(before: dict) -> dict:
         path = getattr(module, "__file__", None)
         if name.startswith("hsi_detect_engine") and path:
             rel = os.path.relpath(os.path.abspath(path), root)
-            if rel in before:
+            if rel == "parameters.py":
+                lists = [PARAMETER_LISTS[method]] if method in PARAMETER_LISTS else PARAMETER_LISTS.values()
+                used.update({f"{rel}:{n}": before[f"{rel}:{n}"] for n in lists})
+            elif rel in before:
                 used[rel] = before[rel]
     return used
 
@@ -163,9 +169,9 @@ def run(spec: dict) -> dict:
     import hsi_detect_engine
     from hsi_detect_engine.progress import Progress
 
-    from .machine import source_hashes
+    from .machine import engine_state
 
-    sources = source_hashes(os.path.dirname(os.path.abspath(hsi_detect_engine.__file__)))
+    sources = engine_state(os.path.dirname(os.path.abspath(hsi_detect_engine.__file__)))
 
     threads = spec.get("threads")
     torch_loaded = spec["kind"] == "matmul" or spec.get("method") in ("bs3lnet", "hypernet")
@@ -196,7 +202,7 @@ def run(spec: dict) -> dict:
     wall = time.perf_counter() - started
     result = {"summary": summary, "seconds": round(wall, 4), **probe.finish(),
               "self_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-              "engine_modules": engine_modules_used(sources)}
+              "engine_modules": engine_modules_used(sources, spec.get("method", ""))}
     if torch_loaded:
         import torch
 

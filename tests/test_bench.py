@@ -170,3 +170,17 @@ def test_a_cached_run_counts_while_the_modules_it_imported_are_unchanged():
     ctx.engine_sources["classical.py"] = "changed"
     assert not is_current(rx, ctx)
     assert not is_current({"result": {}}, ctx)  # a record without its modules is never trusted
+
+
+def test_a_network_run_depends_on_its_own_parameter_defaults_only():
+    import hsi_detect_engine
+    import hsi_detect_engine.parameters  # noqa: F401  (loaded, as in a network run)
+
+    from bench.machine import engine_state
+    from bench.worker import engine_modules_used
+
+    state = engine_state(os.path.dirname(hsi_detect_engine.__file__))
+    used = engine_modules_used(state, "bs3lnet")
+    assert "parameters.py:BS3LNET" in used and "parameters.py:HYPERNET" not in used and "parameters.py" not in used
+    assert used["__init__.py"] == state["__init__.py"]
+    assert state["parameters.py:BS3LNET"] != state["parameters.py:HYPERNET"]
