@@ -43,6 +43,18 @@ def test_threshold_on_a_transformed_score_is_returned_on_the_score_scale(transfo
     assert choose_threshold(values, "value", value=3.0, transform=transform) == 3.0
 
 
+def test_minimum_error_threshold_fits_a_narrow_bulk_and_a_wide_tail():
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(1.0, 0.1, 20000), rng.normal(3.0, 1.0, 1500)])
+    truth = np.r_[np.zeros(20000), np.ones(1500)]
+    t = choose_threshold(values, "min-error")
+    assert 1.2 < t < 1.8  # Otsu's equal-variance cut lies further out, in the changes' spread
+    assert cohen_kappa_score(truth, values > t) > cohen_kappa_score(truth, values > choose_threshold(values, "otsu"))
+    assert choose_threshold(np.full(10, 2.0), "min-error") == 2.0
+
+
 @pytest.fixture
 def one_thread():
     """A tiny network: a second thread only adds contention on a shared machine."""

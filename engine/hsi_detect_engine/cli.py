@@ -66,8 +66,9 @@ def _common(p: argparse.ArgumentParser):
 
 def _run_options(p: argparse.ArgumentParser, what: str):
     p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
-    p.add_argument("--threshold", choices=("otsu", "kmeans", "value", "fraction"), default="otsu",
-                   help="how the binary map is thresholded (default: otsu)")
+    p.add_argument("--threshold", choices=("otsu", "kmeans", "min-error", "value", "fraction"), default="otsu",
+                   help="how the binary map is thresholded: Otsu, two-cluster k-means, Kittler-Illingworth minimum "
+                        "error, a given value or a given top fraction (default: otsu)")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
     p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
