@@ -116,7 +116,7 @@ def test_hidden_width_follows_the_band_count():
 
 def test_bad_parameters_are_refused():
     pair, _ = synthetic_pair()
-    for bad in ({"hidden": 8}, {"epochs": 0}, {"crop_size": 5}, {"training_fraction": 0.0}, {"lr": -1.0},
+    for bad in ({"hidden": 8}, {"epochs": 0}, {"crop_size": 5}, {"training_fraction": 0.0}, {"learning_rate": -1.0},
                 {"scaling": "minmax"}, {"unknown": 1}):
         with pytest.raises(HsiDetectError):
             detect(pair, dict(TINY, **bad), device="cpu")

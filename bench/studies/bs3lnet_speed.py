@@ -68,15 +68,17 @@ def measure(scene: str, work: str, device: str, extra: list) -> dict:
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - started
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
+    cpu_s = sum(float(re.search(rf"{what} time \(seconds\): ([0-9.]+)", r.stderr).group(1)) for what in ("User", "System"))
     result = {}
     for line in r.stdout.splitlines():
         obj = json.loads(line)
         if "result" in obj:
             result = obj["result"]
     with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
+        load = f.read().split()[0]  # 1-minute load average: how busy the machine was
     return {"scene": os.path.basename(scene), "returncode": r.returncode, "wall_s": round(wall, 1),
-            "peak_rss_gb": round(peak_kb / 1024 ** 2, 3), "load_before_after": load,
+            "cpu_s": round(cpu_s, 1),
+            "peak_rss_gb": round(peak_kb / 1024 ** 2, 3), "load_after": load,
             "device": result.get("device"), "training": result.get("training"),
             "detection_s": result.get("detection_seconds"), "error": r.stderr[-500:] if r.returncode else None}
 

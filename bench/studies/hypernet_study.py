@@ -8,6 +8,8 @@ magnitude map and the accuracy of the binary map under several threshold variant
     python bench/studies/hypernet_study.py cva            # the CVA baseline rows
     python bench/studies/hypernet_study.py table CONFIG[,..] [PAIR,..]   # Kappa of every threshold variant
     python bench/studies/hypernet_study.py figures CONFIG[,..] [PAIR,..] # all figures, CVA beside
+    python bench/studies/hypernet_study.py scores CONFIG[,..] PAIR[,..] SEED[,..]  # score variants
+    python bench/studies/hypernet_study.py scores-table [THRESHOLD]     # their AUC / Kappa
 
 Runs use one thread (the machine is shared); their times are not speed figures.
 Results: bench/work/hypernet_study/runs.jsonl (one JSON object per run) and the maps
@@ -67,7 +69,7 @@ CONFIGS = {
     "c64-angle": {**C128, "crop_size": 64, "training_pixels": "angle-fraction"},
     "c64-f30": {**C128, "crop_size": 64, "training_fraction": 0.3},
     "c64-none": {**C128, "crop_size": 64, "scaling": "none"},
-    "random": {**STD, "crop_size": 64, "epochs": 1, "lr": 1e-12},  # an untrained network (for reference)
+    "random": {**STD, "crop_size": 64, "epochs": 1, "learning_rate": 1e-12},  # an untrained network (for reference)
     "default": {},
     # one change from the default each
     "d-otsu": {"training_pixels": "cva-otsu"},
@@ -258,6 +260,40 @@ def binary_figures_extended(score, valid, gt):
     return out
 
 
+def cva_reference() -> dict:
+    """pair -> (AUC, Kappa of Otsu on its magnitude over all valid pixels), from runs.jsonl."""
+    with open(RUNS) as f:
+        return {r["pair"]: (r["auc"], r["otsu-sqrt"]["kappa"]) for r in map(json.loads, f) if r["config"] == "cva"}
+
+
+def scores_table(threshold: str = "otsu-sqrt", pairs=PAIRS) -> str:
+    """The score-variant study: mean AUC / Kappa (at ``threshold``) per pair, wins over CVA."""
+    with open(SCORES_RUNS) as f:
+        rows = [json.loads(line) for line in f]
+    cva = cva_reference()
+    groups = {}
+    for r in rows:
+        for key, value in r.items():
+            if isinstance(value, dict):
+                groups.setdefault((r["config"], key), {}).setdefault(r["pair"], []).append(value)
+    lines = ["| training | detection | " + " | ".join(pairs) + " | mean AUC | mean Kappa | beats CVA in both |",
+             "|---" * (len(pairs) + 5) + "|"]
+    lines.append("| CVA | Otsu | " + " | ".join(f"{cva[p][0]:.3f} / {cva[p][1]:.2f}" for p in pairs) +
+                 f" | {np.mean([cva[p][0] for p in pairs]):.3f} | {np.mean([cva[p][1] for p in pairs]):.3f} | |")
+    ranked = []
+    for (config, variant), by_pair in groups.items():
+        if set(by_pair) != set(pairs):
+            continue
+        auc = [np.mean([x["auc"] for x in by_pair[p]]) for p in pairs]
+        kappa = [np.mean([x[threshold] for x in by_pair[p]]) for p in pairs]
+        n = min(len(by_pair[p]) for p in pairs)
+        wins = sum(a > cva[p][0] and k > cva[p][1] for a, k, p in zip(auc, kappa, pairs))
+        ranked.append((np.mean(auc), f"| {config} ({n} seeds) | {variant} | " +
+                       " | ".join(f"{a:.3f} / {k:.2f}" for a, k in zip(auc, kappa)) +
+                       f" | {np.mean(auc):.3f} | {np.mean(kappa):.3f} | {wins} |"))
+    return "\n".join(lines + [line for _, line in sorted(ranked, reverse=True)])
+
+
 def figures_table(configs, pairs=PAIRS, threshold_of=None):
     """Means over seeds of AUC, ACD AUC, OA, Kappa, F1, precision and recall, CVA included.
 
@@ -298,6 +334,8 @@ def main(argv):
         print(table(split(argv[1]), split(argv[2]) if len(argv) > 2 else PAIRS))
     elif argv[0] == "scores":
         score_variants(split(argv[1]), split(argv[2]), [int(x) for x in split(argv[3])])
+    elif argv[0] == "scores-table":
+        print(scores_table(argv[1] if len(argv) > 1 else "otsu-sqrt"))
     elif argv[0] == "figures":
         print(figures_table(split(argv[1]), split(argv[2]) if len(argv) > 2 else PAIRS))
 

@@ -42,7 +42,7 @@ def check_params(p: dict):
         if prm.choices and p[prm.name] not in prm.choices:
             raise HsiDetectError(f"HyperNet parameter {prm.name} must be one of {', '.join(prm.choices)} "
                                  f"(got '{p[prm.name]}').")
-    positive = {"lr": p["lr"], "epochs": p["epochs"]}
+    positive = {"learning_rate": p["learning_rate"], "epochs": p["epochs"]}
     for name, value in positive.items():
         if not value > 0:
             raise HsiDetectError(f"HyperNet parameter {name} must be above 0 (got {value}).")
@@ -73,8 +73,6 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     Invalid pixels are 0 in both arrays. A saved model is written last, so that a
     cancelled run leaves no file.
     """
-    import torch
-
     from .hypernet_net import HyperNetModel, hidden_width
     from .hypernet_tiles import SubProgress, extract_features
     from .runtime import describe_device, resolve_device, seed_everything
@@ -183,7 +181,7 @@ def _train(model, x1, x2, valid, chosen, p, crop, dev, seed, progress) -> list:
     if whole is not None and whole[3].numel() == 0:
         raise HsiDetectError("No training pixel is valid in both dates.")
     hooks = _cancellation_hooks(model, progress)
-    optimizer = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"],
+    optimizer = torch.optim.SGD(model.parameters(), lr=p["learning_rate"], momentum=p["momentum"],
                                 weight_decay=p["weight_decay"])
 
     def loss_at(step):

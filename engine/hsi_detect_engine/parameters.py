@@ -58,7 +58,7 @@ HYPERNET: list = [
     Param("hidden", int, 0, "hidden width h; the fused features have 2h channels (0: B/2 rounded to a multiple "
           "of 8, at least 16)"),
     Param("gamma", float, 1.0, "focal exponent of the focal cosine loss (0: plain cosine)"),
-    Param("lr", float, 0.05, "SGD learning rate, decayed along a cosine"),
+    Param("learning_rate", float, 0.05, "SGD learning rate, decayed along a cosine"),
     Param("momentum", float, 0.9, "SGD momentum"),
     Param("weight_decay", float, 1e-4, "SGD weight decay"),
     Param("epochs", int, 200, "training epochs; one epoch is one forward and backward pass of both dates "

@@ -79,10 +79,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def add_threshold(self, what: str):
         self.add(QgsProcessingParameterEnum("THRESHOLD_METHOD", "Threshold for the binary map",
-                                            options=["otsu", "kmeans", "value", "fraction"], defaultValue="otsu",
+                                            options=["otsu", "kmeans", "min-error", "value", "fraction"], defaultValue="otsu",
                                             usesStaticStrings=True),
                  f"How the score is cut into {what} and background: otsu (automatic, default), kmeans (two "
-                 "clusters), value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
+                 "clusters), min-error (Kittler-Illingworth minimum error), value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
                  advanced=True)
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
                                               QgsProcessingParameterNumber.Double, optional=True),

@@ -25,7 +25,7 @@ class HypernetAlgorithm(ChangeDetector):
           "multiple of 8, at least 16 (the paper used 64 for 126-127 bands).", advanced=True, minimum=0),
         P("gamma", float, 1.0, "Focal exponent", "Exponent of the focal cosine loss; 0 is the plain cosine "
           "(paper: 1).", advanced=True, minimum=0),
-        P("lr", float, 0.05, "Learning rate", "SGD learning rate, decayed along a cosine (paper: 0.05).",
+        P("learning_rate", float, 0.05, "Learning rate", "SGD learning rate, decayed along a cosine (paper: 0.05).",
           advanced=True, minimum=0),
         P("momentum", float, 0.9, "Momentum", "SGD momentum (paper: 0.9).", advanced=True, minimum=0, maximum=1),
         P("weight_decay", float, 1e-4, "Weight decay", "SGD weight decay (paper: 0.0001).", advanced=True,
@@ -33,9 +33,10 @@ class HypernetAlgorithm(ChangeDetector):
         P("scaling", str, "none", "Input scaling",
           "none uses the values as stored (the paper); standardize rescales each band of each date on its own.",
           advanced=True, choices=("none", "standardize")),
-        P("crop_size", int, 0, "Training crop size (pixels, 0: automatic)",
-          "Train on random square crops of this many pixels a side, one per epoch; 0 uses the whole image when "
-          "it fits in memory, else the largest crop that fits.", advanced=True, minimum=0),
+        P("crop_size", int, 64, "Training crop size (pixels, 0: automatic)",
+          "Train on random square crops of this many pixels a side, one per epoch (default 64: measured more "
+          "accurate than whole images, and much faster); 0 uses the whole image when it fits in memory, as the "
+          "paper, else the largest crop that fits.", advanced=True, minimum=0),
         P("tile_size", int, 0, "Detection tile size (pixels, 0: automatic)",
           "Features are computed in overlapping tiles of this size, which give the whole-image result; 0 takes "
           "the whole image when it fits in memory.", advanced=True, minimum=0),
@@ -43,11 +44,18 @@ class HypernetAlgorithm(ChangeDetector):
           "Scale on which Otsu or k-means cut the change magnitude for the binary map: sqrt (the root-mean-square "
           "feature distance, default), log, or none (the mean squared difference itself, as the paper does).",
           advanced=True, choices=("sqrt", "log", "none")),
+        P("score", str, "cosine", "Change magnitude",
+          "cosine: one minus the cosine similarity of the two dates' features (default, measured better); mse: "
+          "their mean squared difference (the paper).", advanced=True, choices=("mse", "cosine")),
+        P("bn_statistics", str, "date", "BatchNorm statistics at detection",
+          "date: each date is normalised with its own statistics over its valid pixels, as in training (default; "
+          "measured better when the dates differ in radiometry); running: the averages kept during training "
+          "(the paper).", advanced=True, choices=("running", "date")),
     )
     HELP = """HyperNet learns, from the two dates themselves and without labels, a spatial-spectral feature for every pixel such that pixels believed unchanged have the same feature at both dates (self-supervised, SimSiam-style, with a focal cosine loss). Differences in illumination, atmosphere or sensor between the dates are learnt away; real change remains as a difference between the two dates' features. The pixels to train on are chosen automatically by a change-vector pre-detection, or given as TRAINING_MASK.
 
 Outputs:
-Change magnitude (OUTPUT): mean squared difference of the two dates' features; larger means more change. Nodata where either date was invalid.
+Change magnitude (OUTPUT): how far apart the two dates' features are (one minus their cosine similarity by default, SCORE); larger means more change. Nodata where either date was invalid.
 Anomalous change score (OUTPUT_ANOMALOUS, optional): RX (Mahalanobis) score of the feature difference; high where the change is unlike the change elsewhere in the scene (anomalous change detection).
 Binary change map (OUTPUT_BINARY, optional): 1 changed, 0 unchanged, the change magnitude cut at the threshold (Otsu by default).
 Trained model (SAVE_MODEL, optional): the network, to apply to another pair with the same bands (TRAINED_MODEL) without training.
