@@ -192,7 +192,7 @@ def _train(model, x1, x2, valid, chosen, p, crop, dev, seed, progress) -> list:
         return focal_cosine(q1, q2, z1, z2, pixels, p["gamma"])
 
     try:
-        return train(model, optimizer, loss_at, p["epochs"], progress, cosine_lr(p["lr"], p["epochs"]), "epoch")
+        return train(model, optimizer, loss_at, p["epochs"], progress, cosine_lr(p["learning_rate"], p["epochs"]), "epoch")
     finally:
         for h in hooks:
             h.remove()
