@@ -64,6 +64,6 @@ Anomaly score (OUTPUT): the reconstruction error scaled to 0..1 over the valid p
 Binary anomaly map (OUTPUT_BINARY, optional): 1 anomaly, 0 background, the score cut at the threshold (Otsu by default).
 Trained model (SAVE_MODEL, optional): the network, to apply to another image with the same bands (TRAINED_MODEL) without training.
 
-Time: the default budget (100 iterations of 100 patches) took about 3 minutes on 2 busy CPU cores for a 100 x 80 pixel, 162-band scene; training time grows with iterations x batch size x bands, detection takes seconds. The paper's 1000 epochs (EPOCHS 1000) take hours on a CPU. A CUDA GPU (DEVICE auto uses one when the engine's torch sees it) should bring this down to seconds; we have not measured it.
+Time: the default budget (100 iterations of 100 patches) took about 1.5 minutes on 2 CPU cores for a 100 x 100 pixel, 205-band scene (peak memory about 1 GB); training time grows with iterations x batch size x bands, detection with the pixels. The paper's 1000 epochs (EPOCHS 1000) take about a day on a CPU. A CUDA GPU (DEVICE auto uses one when the engine's torch sees it) should bring this down to seconds; we have not measured it.
 
 Reference: Gao, Wang, Zhuang, Sun, Huang and Plaza, "BS3LNet: A new blind-spot self-supervised learning network for hyperspectral anomaly detection", IEEE Transactions on Geoscience and Remote Sensing, 61:5504218, 2023, doi:10.1109/TGRS.2023.3246565."""

@@ -60,6 +60,6 @@ Anomalous change score (OUTPUT_ANOMALOUS, optional): RX (Mahalanobis) score of t
 Binary change map (OUTPUT_BINARY, optional): 1 changed, 0 unchanged, the change magnitude cut at the threshold (Otsu by default).
 Trained model (SAVE_MODEL, optional): the network, to apply to another pair with the same bands (TRAINED_MODEL) without training.
 
-Time: about 10 seconds per epoch on 2 busy CPU cores for a 400 x 400 pixel, 6-band pair, so the default 200 epochs take about half an hour; an epoch's cost grows with the pixels trained on (CROP_SIZE) and the bands. A CUDA GPU (DEVICE auto uses one when the engine's torch sees it) should bring this down to a minute or less; we have not measured it.
+Time: at the defaults (200 epochs on 64 x 64 pixel crops), measured on 2 CPU cores: about 20 seconds for the 400 x 400 pixel, 6-band Taizhou pair, 30 seconds for an 800 x 800 x 6 pair, and 1.5 to 2 minutes for 120 x 120 to 150 x 150 pixel pairs with about 190 bands; training cost grows with CROP_SIZE squared and the bands, detection with the pixels. The paper's setting (CROP_SIZE 0: whole images every epoch) takes about 40 minutes for Taizhou on one core. A CUDA GPU (DEVICE auto uses one when the engine's torch sees it) should be much faster; we have not measured it.
 
 Reference: M. Hu, C. Wu and L. Zhang, "HyperNet: Self-supervised hyperspectral spatial-spectral feature understanding network for hyperspectral change detection", IEEE Transactions on Geoscience and Remote Sensing, 60, 2022, doi:10.1109/TGRS.2022.3218795."""
