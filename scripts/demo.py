@@ -3,8 +3,8 @@
 BS3LNet finds anomalies in the HYDICE Urban scene, HyperNet finds change between the Taizhou
 images of 2000 and 2003, the classical RX and CVA do the same for comparison, and the
 accuracy assessment scores every map against the scenes' ground truth. Everything runs in
-a throw-away QGIS profile; the outputs go to build/demo/. On 2 CPU cores it takes about 4 to 9
-minutes, depending on how busy they are; BS3LNet's default training is most of it.
+a throw-away QGIS profile; the outputs go to build/demo/. On 2 CPU cores it takes about 3
+minutes; BS3LNet's default training is most of it.
 Run: .venv/bin/python scripts/demo.py
 """
 
