@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal
 
 from hsi_detect_engine.anomaly import run_anomaly
 from hsi_detect_engine.blindspot import BlindSpotBatches, blind_count, masked_loss, reflect_index
@@ -18,6 +17,7 @@ from hsi_detect_engine.errors import Cancelled, HsiDetectError
 from hsi_detect_engine.metrics import accuracy_figures
 from hsi_detect_engine.progress import Progress
 from hsi_detect_engine.raster_io import Cube, Georef, read_cube, read_single_band
+from rasters import write_tif
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")
 SCENE = os.path.join(DEMO, "hydice_urban.tif")
@@ -33,19 +33,6 @@ def synthetic(rows, cols, bands=12, seed=0):
     data = (base + 0.05 * rng.normal(size=(rows, cols, bands))).astype(np.float32)
     data[rows // 2, cols // 3] += 3.0
     return Cube(data, np.ones((rows, cols), bool), Georef(rows, cols), list(range(1, bands + 1)))
-
-
-def write_cube(path, data, nodata=None):
-    rows, cols, bands = data.shape
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, bands, gdal.GDT_Float32)
-    ds.SetGeoTransform((500000.0, 2.0, 0.0, 4000000.0, 0.0, -2.0))
-    for b in range(bands):
-        band = ds.GetRasterBand(b + 1)
-        band.WriteArray(data[:, :, b])
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-    ds = None
-    return str(path)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -203,7 +190,7 @@ def test_nodata_pixels_stay_nodata(tmp_path, demo):
     data = demo.data[:40, :50].copy()
     data[3:8, 10:30] = -1.0
     data[30, 40] = -1.0
-    src = write_cube(tmp_path / "holes.tif", data, nodata=-1.0)
+    src = write_tif(tmp_path / "holes.tif", data, nodata=-1.0)
     out = tmp_path / "score.tif"
     summary = run_anomaly(src, str(out), params=TINY, device="cpu")
     assert summary["valid_pixels"] == 40 * 50 - 5 * 20 - 1
@@ -215,7 +202,7 @@ def test_nodata_pixels_stay_nodata(tmp_path, demo):
 
 
 def test_cancelled_run_stops_and_leaves_no_file(tmp_path):
-    cube_path = write_cube(tmp_path / "scene.tif", synthetic(30, 30).data)
+    cube_path = write_tif(tmp_path / "scene.tif", synthetic(30, 30).data)
     out, model = tmp_path / "score.tif", tmp_path / "m.model"
     events = []
 
@@ -243,7 +230,7 @@ def test_progress_reports_training_loss(tmp_path):
 def test_cli_passes_method_parameters(tmp_path):
     from hsi_detect_engine.cli import main
 
-    src = write_cube(tmp_path / "s.tif", synthetic(20, 25).data)
+    src = write_tif(tmp_path / "s.tif", synthetic(20, 25).data)
     out = tmp_path / "o.tif"
     code = main(["anomaly", src, "--output", str(out), "--iterations", "2", "--batch-size", "4", "--features", "4",
                  "--norm", "instance", "--loss", "l2", "--redraw", "no", "--scaling", "minmax", "--device", "cpu"])

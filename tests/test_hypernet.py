@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal
 
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.classical import rx_scores
@@ -22,6 +21,7 @@ from hsi_detect_engine.progress import Progress
 from hsi_detect_engine.raster_io import Cube, Georef, read_single_band
 from hsi_detect_engine.simulate import simulate_change_pair
 from hsi_detect_engine.training_pixels import select_training_pixels
+from rasters import write_tif
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")
 T1, T2, TRUTH = (os.path.join(DEMO, f) for f in ("taizhou_2000.tif", "taizhou_2003.tif", "taizhou_gt.tif"))
@@ -53,24 +53,6 @@ def synthetic_pair(rows=40, cols=48, bands=8, seed=0, nodata_at=()):
     t2[~valid] = 0
     cubes = [Cube(t, valid.copy(), Georef(rows, cols), list(range(1, bands + 1))) for t in (t1, t2)]
     return Pair(cubes[0], cubes[1], valid), truth
-
-
-def write_tif(path, data, geotransform=(500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0), epsg=32651, nodata=None):
-    rows, cols, bands = data.shape
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, bands, gdal.GDT_Float32)
-    ds.SetGeoTransform(geotransform)
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    ds.SetProjection(srs.ExportToWkt())
-    for b in range(bands):
-        band = ds.GetRasterBand(b + 1)
-        band.WriteArray(data[:, :, b])
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-    ds = None
-    return str(path)
 
 
 # ----------------------------------------------------------------------------- loss and network

@@ -117,10 +117,11 @@ def binary_figures(score: np.ndarray, valid: np.ndarray, gt: np.ndarray) -> dict
     return out
 
 
-def done() -> set:
-    if not os.path.exists(RUNS):
+def done(path: str = RUNS) -> set:
+    """(config, pair, seed) of the runs recorded in ``path``."""
+    if not os.path.exists(path):
         return set()
-    with open(RUNS) as f:
+    with open(path) as f:
         return {(r["config"], r["pair"], r["seed"]) for r in map(json.loads, f)}
 
 
@@ -205,10 +206,7 @@ def score_variants(configs, pairs, seeds):
     from hsi_detect_engine.model_files import load_model
 
     torch.set_num_threads(1)
-    finished = set()
-    if os.path.exists(SCORES_RUNS):
-        with open(SCORES_RUNS) as f:
-            finished = {(r["config"], r["pair"], r["seed"]) for r in map(json.loads, f)}
+    finished = done(SCORES_RUNS)
     for pair_name in pairs:
         pair, gt = load_pair(pair_name)
         for config in configs:

@@ -7,12 +7,18 @@ import numpy as np
 from .errors import HsiDetectError
 
 
-def otsu_threshold(values: np.ndarray, bins: int = 1024) -> float:
-    """Otsu's threshold: the cut that maximises the between-class variance of a histogram."""
+def _finite_scores(values: np.ndarray) -> np.ndarray:
+    """The finite values as a flat float64 array; refused when there is none."""
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     if v.size == 0:
         raise HsiDetectError("No valid score to threshold.")
+    return v
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 1024) -> float:
+    """Otsu's threshold: the cut that maximises the between-class variance of a histogram."""
+    v = _finite_scores(values)
     lo, hi = v.min(), v.max()
     if hi <= lo:
         return float(hi)
@@ -30,10 +36,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 1024) -> float:
 
 def kmeans_threshold(values: np.ndarray, iterations: int = 100) -> float:
     """Two-cluster k-means on the scores: the midpoint of the two centres at convergence."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        raise HsiDetectError("No valid score to threshold.")
+    v = _finite_scores(values)
     c0, c1 = v.min(), v.max()
     for _ in range(iterations):
         t = (c0 + c1) / 2
@@ -56,10 +59,7 @@ def min_error_threshold(values: np.ndarray, bins: int = 1024, min_share: float =
     as changed pixels are next to the narrow unchanged bulk of a squared-distance score.
     Cuts leaving either class less than ``min_share`` of the values are not considered.
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        raise HsiDetectError("No valid score to threshold.")
+    v = _finite_scores(values)
     lo, hi = v.min(), v.max()
     if hi <= lo:
         return float(hi)
