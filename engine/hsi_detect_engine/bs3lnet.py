@@ -130,6 +130,18 @@ def _forward(net, part, with_error: bool, weights=None):
         return y.permute(1, 2, 0).cpu().numpy()
 
 
+def _by_tiles(net, x, p: dict, device, progress: Progress, with_error: bool, weights=None) -> np.ndarray:
+    """_forward over an (H, W, B) tensor in eval mode, by tiles overlapping by the receptive
+    radius (the whole image when it fits), which gives the whole-image result."""
+    from .detection import apply_by_tiles
+
+    overlap = net.receptive_radius(p["blocks"])
+    tile = _tile_size(p, x.shape[2], device, overlap)
+    net.eval()
+    return apply_by_tiles(lambda part: _forward(net, part, with_error, weights), x,
+                          1 if with_error else x.shape[2], tile, overlap, progress)
+
+
 def residual(net, image, p: dict, device, seed: int, progress: Progress) -> np.ndarray:
     """Reconstruction residual x - y (H, W, B) float32 of a scaled image tensor.
 
@@ -140,15 +152,11 @@ def residual(net, image, p: dict, device, seed: int, progress: Progress) -> np.n
     import torch
 
     from .blindspot import blind_count, reflect_index
-    from .detection import apply_by_tiles
 
     rows, cols, bands = image.shape
-    overlap = net.receptive_radius(p["blocks"])
-    tile = _tile_size(p, bands, device, overlap)
-    net.eval()
 
     def run(x):
-        return apply_by_tiles(lambda part: _forward(net, part, False), x, bands, tile, overlap, progress)
+        return _by_tiles(net, x, p, device, progress, with_error=False)
 
     if p["score_rounds"] == 0:
         return image.cpu().numpy() - run(image)
@@ -188,7 +196,6 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     import torch
 
     from .classical import rx_scores
-    from .detection import apply_by_tiles
 
     valid_np = valid.cpu().numpy() if hasattr(valid, "cpu") else valid
     weights = None
@@ -196,11 +203,8 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
         weights = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=device)
     if p["score"] != "rx" and p["score_rounds"] == 0:
         # Reduced tile by tile: no (H, W, B) residual is kept.
-        overlap = net.receptive_radius(p["blocks"])
-        tile = _tile_size(p, image.shape[2], device, overlap)
-        net.eval()
-        score = apply_by_tiles(lambda part: _forward(net, part, True, weights), image, 1, tile, overlap,
-                               progress)[:, :, 0].astype(np.float64)
+        score = _by_tiles(net, image, p, device, progress, with_error=True, weights=weights)[:, :, 0]
+        score = score.astype(np.float64)
     else:
         resid = residual(net, image, p, device, seed, progress)
         if p["score"] == "rx":
