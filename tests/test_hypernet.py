@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hsi_detect_engine.change import run_change
-from hsi_detect_engine.classical import rx_scores
+from hsi_detect_engine.classical import cva_magnitude, rx_scores
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
 from hsi_detect_engine.hypernet import detect
 from hsi_detect_engine.hypernet_net import HyperNetModel, focal_cosine, hidden_width
@@ -156,6 +156,18 @@ def test_cosine_score_is_one_minus_the_cosine_of_the_features():
     cos = change_score(f1, f2, "cosine")
     assert cos[0, 0] == pytest.approx(2.0) and np.allclose(cos.ravel()[1:], 0.0, atol=1e-6)
     assert (change_score(f1, f2, "mse") > 0).all()
+
+
+def test_default_score_is_the_root_cosine_distance_times_the_change_vector_magnitude():
+    pair, _ = synthetic_pair(nodata_at=((3, 4),))
+    cosine, _, _ = detect(pair, dict(TINY, score="cosine"), device="cpu", seed=4)
+    combined, _, _ = detect(pair, TINY, device="cpu", seed=4)  # same seed: the same network
+    cva = cva_magnitude(pair.t1.data, pair.t2.data, pair.valid)
+    assert np.allclose(combined, np.sqrt(cosine) * cva, rtol=1e-5, atol=1e-7)
+    assert combined[3, 4] == 0 and (combined[pair.valid] > 0).mean() > 0.99
+    pair.t2.data[:] = pair.t1.data  # identical spectra score 0, whatever the features say
+    same, _, _ = detect(pair, TINY, device="cpu", seed=4)
+    assert np.abs(same).max() < 1e-6
 
 
 @pytest.mark.parametrize("date_norm", [False, True])

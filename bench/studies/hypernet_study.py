@@ -80,6 +80,12 @@ CONFIGS = {
     "d-e400": {"epochs": 400},
     "d-c128": {"crop_size": 128},
     "d-std": {"scaling": "standardize"},
+    "d-lr01": {"learning_rate": 0.01},
+    "d-g0": {"gamma": 0.0},
+    "d-cosine": {"score": "cosine"},
+    # the default's detection on an untrained network: what the training adds
+    "d-untrained": {"epochs": 1, "learning_rate": 1e-12},
+    "d-untrained-cosine": {"score": "cosine", "epochs": 1, "learning_rate": 1e-12},
 }
 # Threshold variants for the binary map: the method and the transform of the score it is
 # applied to; thresholds are taken over all valid pixels, as the product does.

@@ -4,8 +4,8 @@ Steps: scale each date; choose training pixels believed unchanged (training_pixe
 or take the user's mask; train the network (hypernet_net.py) with the shared training
 loop, one epoch being a forward and backward pass of both dates (or of one random crop
 of both, for scenes too large for memory); extract both dates' fused features, by tiles
-when needed (hypernet_tiles.py); return the change magnitude (mean squared feature
-difference) and the absolute feature difference (for the RX anomalous-change score).
+when needed (hypernet_tiles.py); return the change magnitude (change_score) and the
+absolute feature difference (for the RX anomalous-change score).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from .classical import cva_magnitude
 from .detection import available_memory_bytes, tile_size_for
 from .errors import HsiDetectError
 from .model_files import load_model, save_model as write_model
@@ -104,9 +105,12 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     x1 = scale_date(pair.t1.data, valid, scaling)
     x2 = scale_date(pair.t2.data, valid, scaling)
 
+    # the change-vector magnitude, computed once for the training-pixel rule and the score
+    picks_by_cva = not model_path and training_mask is None and p["training_pixels"].startswith("cva")
+    cva = cva_magnitude(pair.t1.data, pair.t2.data, valid) if picks_by_cva or p["score"] == "cosine-cva" else None
     if not model_path:
         chosen = select_training_pixels(pair.t1.data, pair.t2.data, valid, p["training_pixels"],
-                                        p["training_fraction"], training_mask)
+                                        p["training_fraction"], training_mask, cva)
         source = "the training mask" if training_mask is not None else f"rule {p['training_pixels']}"
         progress.log(f"Training on {int(chosen.sum())} pixels believed unchanged ({source}).")
         model = HyperNetModel(bands, hidden).to(dev)
@@ -125,7 +129,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     f1 = extract_features(model, x1, valid, dev, tile, SubProgress(progress, 0.0, 0.5), " of date 1")
     f2 = extract_features(model, x2, valid, dev, tile, SubProgress(progress, 0.5, 0.5), " of date 2")
     del x1, x2
-    magnitude = change_score(f1, f2, p["score"])
+    magnitude = change_score(f1, f2, p["score"], cva)
     diff = np.abs(f1 - f2, out=f1)
     del f2
     diff[~valid] = 0.0
@@ -139,16 +143,28 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     return magnitude.astype(np.float32), diff, info
 
 
-def change_score(f1: np.ndarray, f2: np.ndarray, score: str) -> np.ndarray:
-    """Per pixel: 'mse', the mean squared difference of the features (the paper), or
-    'cosine', one minus their cosine similarity (blind to a common scaling of the feature
-    vector, e.g. by illumination). float64 (rows, cols)."""
+def change_score(f1: np.ndarray, f2: np.ndarray, score: str, cva: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per pixel, float64 (rows, cols):
+
+    - 'mse': the mean squared difference of the features (the paper);
+    - 'cosine': one minus their cosine similarity (blind to a common scaling of the
+      feature vector, e.g. by illumination);
+    - 'cosine-cva': the root of the cosine distance times ``cva``, the change-vector
+      magnitude of the standardised dates. Its square root is the geometric mean of the
+      two distances, so neither's units nor scale matter, and a pixel scores high only
+      where both the learned features and the spectra changed: the features alone blur
+      edges (their spatial context) and the spectra alone keep the dates' radiometric
+      differences.
+    """
     dot = lambda a, b: np.einsum("ijk,ijk->ij", a, b, dtype=np.float64)  # noqa: E731
     if score == "mse":
         d = f1 - f2
         return dot(d, d) / f1.shape[2]
     norms = np.sqrt(dot(f1, f1) * dot(f2, f2))
-    return 1.0 - np.divide(dot(f1, f2), norms, out=np.ones(norms.shape), where=norms > 1e-12)
+    distance = 1.0 - np.divide(dot(f1, f2), norms, out=np.ones(norms.shape), where=norms > 1e-12)
+    if score == "cosine":
+        return distance
+    return np.sqrt(np.maximum(distance, 0.0)) * cva
 
 
 def _crop_side(requested: int, rows: int, cols: int, bands: int, hidden: int, dev) -> Optional[int]:

@@ -75,9 +75,11 @@ HYPERNET: list = [
           "fits); small crops measured more accurate and are much faster", paper=0),
     Param("tile_size", int, 0, "detection tile size in pixels (0: whole image when it fits in memory); tiles "
           "give the whole-image result"),
-    Param("score", str, "cosine", "change magnitude of a pixel: mse (mean squared difference of the two dates' "
-          "fused features) or cosine (one minus their cosine similarity, blind to a common scaling of the "
-          "feature vector; measured better)", choices=("mse", "cosine"), paper="mse"),
+    Param("score", str, "cosine-cva", "change magnitude of a pixel: mse (mean squared difference of the two dates' "
+          "fused features, the paper), cosine (one minus their cosine similarity, blind to a common scaling of the "
+          "feature vector), or cosine-cva (the root of the cosine distance times the change-vector magnitude of "
+          "the standardised dates: high only where both the learned features and the spectra changed; measured "
+          "best)", choices=("mse", "cosine", "cosine-cva"), paper="mse"),
     Param("bn_statistics", str, "date", "statistics the BatchNorm layers normalise with at detection: running "
           "(averages kept during training, over both dates) or date (each date's own, over its valid pixels, as "
           "training normalised each date; the running averages fail when the dates differ in radiometry)",

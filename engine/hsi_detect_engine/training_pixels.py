@@ -26,8 +26,11 @@ RULES = ("cva-fraction", "cva-otsu", "angle-fraction", "all")
 
 
 def select_training_pixels(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray, rule: str = "cva-fraction",
-                           fraction: float = 0.5, mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """Bool (rows, cols) map of the training pixels (always a subset of ``valid``)."""
+                           fraction: float = 0.5, mask: Optional[np.ndarray] = None,
+                           cva: Optional[np.ndarray] = None) -> np.ndarray:
+    """Bool (rows, cols) map of the training pixels (always a subset of ``valid``).
+
+    cva: the change-vector magnitude of the pair when the caller has it already."""
     if mask is not None:
         chosen = mask & valid
         if not chosen.any():
@@ -40,7 +43,10 @@ def select_training_pixels(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray, ru
         return valid.copy()
     if rule.endswith("fraction") and not 0 < fraction <= 1:
         raise HsiDetectError(f"The training fraction must lie in (0, 1] (got {fraction}).")
-    score = spectral_angle(t1, t2, valid) if rule == "angle-fraction" else cva_magnitude(t1, t2, valid)
+    if rule == "angle-fraction":
+        score = spectral_angle(t1, t2, valid)
+    else:
+        score = cva if cva is not None else cva_magnitude(t1, t2, valid)
     values = score[valid]
     if rule == "cva-otsu":
         cut = otsu_threshold(values)

@@ -44,9 +44,11 @@ class HypernetAlgorithm(ChangeDetector):
           "Scale on which Otsu or k-means cut the change magnitude for the binary map: sqrt (the root-mean-square "
           "feature distance, default), log, or none (the mean squared difference itself, as the paper does).",
           advanced=True, choices=("sqrt", "log", "none")),
-        P("score", str, "cosine", "Change magnitude",
-          "cosine: one minus the cosine similarity of the two dates' features (default, measured better); mse: "
-          "their mean squared difference (the paper).", advanced=True, choices=("mse", "cosine")),
+        P("score", str, "cosine-cva", "Change magnitude",
+          "cosine-cva: the root of the features' cosine distance times the change-vector magnitude of the "
+          "standardised dates, high only where both the learned features and the spectra changed (default, "
+          "measured best); cosine: one minus the cosine similarity of the two dates' features; mse: their mean "
+          "squared difference (the paper).", advanced=True, choices=("mse", "cosine", "cosine-cva")),
         P("bn_statistics", str, "date", "BatchNorm statistics at detection",
           "date: each date is normalised with its own statistics over its valid pixels, as in training (default; "
           "measured better when the dates differ in radiometry); running: the averages kept during training "
@@ -55,7 +57,7 @@ class HypernetAlgorithm(ChangeDetector):
     HELP = """HyperNet learns, from the two dates themselves and without labels, a spatial-spectral feature for every pixel such that pixels believed unchanged have the same feature at both dates (self-supervised, SimSiam-style, with a focal cosine loss). Differences in illumination, atmosphere or sensor between the dates are learnt away; real change remains as a difference between the two dates' features. The pixels to train on are chosen automatically by a change-vector pre-detection, or given as TRAINING_MASK.
 
 Outputs:
-Change magnitude (OUTPUT): how far apart the two dates' features are (one minus their cosine similarity by default, SCORE); larger means more change. Nodata where either date was invalid.
+Change magnitude (OUTPUT): how far apart the two dates are (by default the root of the features' cosine distance times the change-vector magnitude of the standardised spectra, SCORE); larger means more change. Nodata where either date was invalid.
 Anomalous change score (OUTPUT_ANOMALOUS, optional): RX (Mahalanobis) score of the feature difference; high where the change is unlike the change elsewhere in the scene (anomalous change detection).
 Binary change map (OUTPUT_BINARY, optional): 1 changed, 0 unchanged, the change magnitude cut at the threshold (Otsu by default).
 Trained model (SAVE_MODEL, optional): the network, to apply to another pair with the same bands (TRAINED_MODEL) without training.
