@@ -85,8 +85,9 @@ HYPERNET: list = [
           "training normalised each date; the running averages fail when the dates differ in radiometry)",
           choices=("running", "date"), paper="running"),
     Param("threshold_transform", str, "sqrt", "scale on which the automatic threshold (Otsu, k-means, minimum "
-          "error) cuts the change magnitude for the binary map: sqrt (the root-mean-square feature distance), log, or none (the mean squared "
-          "difference itself)", choices=("sqrt", "log", "none"), paper="none"),
+          "error) cuts the change magnitude for the binary map: sqrt (for cosine-cva the geometric mean of the two "
+          "distances, for mse the root-mean-square feature distance), log, or none (the magnitude itself, as the "
+          "paper thresholds the mse)", choices=("sqrt", "log", "none"), paper="none"),
 ]
 
 

@@ -41,8 +41,9 @@ class HypernetAlgorithm(ChangeDetector):
           "Features are computed in overlapping tiles of this size, which give the whole-image result; 0 takes "
           "the whole image when it fits in memory.", advanced=True, minimum=0),
         P("threshold_transform", str, "sqrt", "Scale of the automatic threshold",
-          "Scale on which Otsu or k-means cut the change magnitude for the binary map: sqrt (the root-mean-square "
-          "feature distance, default), log, or none (the mean squared difference itself, as the paper does).",
+          "Scale on which Otsu or k-means cut the change magnitude for the binary map: sqrt (default; for the "
+          "cosine-cva magnitude the geometric mean of the two distances, for mse the root-mean-square feature "
+          "distance), log, or none (the magnitude itself, as the paper thresholds the mse).",
           advanced=True, choices=("sqrt", "log", "none")),
         P("score", str, "cosine-cva", "Change magnitude",
           "cosine-cva: the root of the features' cosine distance times the change-vector magnitude of the "
