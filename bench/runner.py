@@ -149,7 +149,7 @@ def launch(child_spec: dict, run_dir: str, ctx: Context, on_event: Callable[[dic
 
 
 def _read_map(path: str):
-    from hsi_detect_engine.raster_io import read_single_band
+    from hsi_detect_engine.io.reader import read_single_band
 
     arr, nodata, _ = read_single_band(path)
     arr = arr.astype(np.float64)
@@ -162,7 +162,7 @@ def _read_map(path: str):
 def score_outputs(score_path: str, binary_path: Optional[str], scene: Scene) -> dict:
     """AUC of the score map and, from the binary map, OA, Kappa, F1, precision and recall,
     over the pixels that are valid and labelled (scikit-learn through the engine's metrics)."""
-    from hsi_detect_engine.metrics import accuracy_figures, labelled_pixels, roc_points
+    from hsi_detect_engine.accuracy.metrics import accuracy_figures, labelled_pixels, roc_points
 
     gt = scene.ground_truth()
     score, valid = _read_map(score_path)

@@ -73,7 +73,8 @@ def anomaly_scenes(data_dir: str) -> list:
 
 
 def _write_tif(path: str, array: np.ndarray):
-    from hsi_detect_engine.raster_io import Georef, write_raster
+    from hsi_detect_engine.io.cube import Georef
+    from hsi_detect_engine.io.writer import write_raster
 
     if not os.path.exists(path):
         write_raster(path, array, Georef(array.shape[0], array.shape[1]), dtype=array.dtype.name)

@@ -10,7 +10,7 @@ import pytest
 from bench import published as pub
 from bench.report import aggregate, markdown
 from bench.run import main as bench_main
-from hsi_detect_engine.raster_io import read_cube, read_single_band
+from hsi_detect_engine.io.reader import read_cube, read_single_band
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")
 

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from hsi_detect_engine.anomaly import run_anomaly
-from hsi_detect_engine.blindspot import BlindSpotBatches, blind_count, masked_loss, reflect_index
-from hsi_detect_engine.bs3lnet import detect
+from hsi_detect_engine.bs3lnet.blindspot import BlindSpotBatches, blind_count, masked_loss, reflect_index
+from hsi_detect_engine.bs3lnet.detector import detect
 from hsi_detect_engine.classical import minmax_normalise
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
-from hsi_detect_engine.metrics import accuracy_figures
+from hsi_detect_engine.accuracy.metrics import accuracy_figures
 from hsi_detect_engine.progress import Progress
-from hsi_detect_engine.raster_io import Cube, Georef, read_cube, read_single_band
+from hsi_detect_engine.io.cube import Cube, Georef
+from hsi_detect_engine.io.reader import read_cube, read_single_band
 from rasters import write_tif
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")

@@ -8,9 +8,9 @@ import pytest
 
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import Cancelled
-from hsi_detect_engine.evaluate import evaluate
+from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.progress import Progress
-from hsi_detect_engine.raster_io import read_single_band
+from hsi_detect_engine.io.reader import read_single_band
 from hsi_detect_engine.thresholds import choose_threshold, otsu_threshold
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hsi_detect_engine.classical import cva_magnitude, rx_scores, safe_inverse
-from hsi_detect_engine.metrics import accuracy_figures, labelled_pixels
-from hsi_detect_engine.raster_io import read_cube
+from hsi_detect_engine.accuracy.metrics import accuracy_figures, labelled_pixels
+from hsi_detect_engine.io.reader import read_cube
 from hsi_detect_engine.thresholds import binarize, choose_threshold, kmeans_threshold, otsu_threshold
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")

@@ -12,15 +12,16 @@ import torch
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.classical import cva_magnitude, rx_scores
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
-from hsi_detect_engine.hypernet import detect
-from hsi_detect_engine.hypernet_net import HyperNetModel, focal_cosine, hidden_width
-from hsi_detect_engine.hypernet_tiles import extract_features
-from hsi_detect_engine.metrics import accuracy_figures, labelled_pixels
-from hsi_detect_engine.pairs import Pair, read_pair
+from hsi_detect_engine.hypernet.detector import detect
+from hsi_detect_engine.hypernet.network import HyperNetModel, focal_cosine, hidden_width
+from hsi_detect_engine.hypernet.features import extract_features
+from hsi_detect_engine.accuracy.metrics import accuracy_figures, labelled_pixels
+from hsi_detect_engine.io.pairs import Pair, read_pair
 from hsi_detect_engine.progress import Progress
-from hsi_detect_engine.raster_io import Cube, Georef, read_single_band
+from hsi_detect_engine.io.cube import Cube, Georef
+from hsi_detect_engine.io.reader import read_single_band
 from hsi_detect_engine.simulate import simulate_change_pair
-from hsi_detect_engine.training_pixels import select_training_pixels
+from hsi_detect_engine.hypernet.training_pixels import select_training_pixels
 from rasters import write_tif
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")
@@ -147,7 +148,7 @@ def test_magnitude_is_the_mean_squared_difference_over_2h_channels():
 
 
 def test_cosine_score_is_one_minus_the_cosine_of_the_features():
-    from hsi_detect_engine.hypernet import change_score
+    from hsi_detect_engine.hypernet.detector import change_score
 
     rng = np.random.default_rng(0)
     f1 = rng.normal(size=(5, 6, 32)).astype(np.float32)

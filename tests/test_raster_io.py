@@ -7,8 +7,11 @@ import pytest
 from osgeo import gdal, osr
 
 from hsi_detect_engine.errors import HsiDetectError
-from hsi_detect_engine.raster_io import (Georef, RasterSource, RasterWriter, iter_tiles, parse_band_list,
-                                         read_cube, read_single_band, write_raster)
+from hsi_detect_engine.io.bands import parse_band_list
+from hsi_detect_engine.io.cube import Georef
+from hsi_detect_engine.io.reader import RasterSource, read_cube, read_single_band
+from hsi_detect_engine.io.tiles import iter_tiles
+from hsi_detect_engine.io.writer import RasterWriter, write_raster
 
 gdal.UseExceptions()
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")

@@ -6,7 +6,7 @@ import pytest
 from scipy.io import savemat
 
 from hsi_detect_engine.errors import HsiDetectError
-from hsi_detect_engine.raster_io import read_cube
+from hsi_detect_engine.io.reader import read_cube
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def curve(name: str, overrides: dict, seed: int, checkpoints: list, score_rounds
     for each of ``score_rounds``, and each of ``extra_scores`` other than it on the unmasked pass."""
     import torch
 
-    from hsi_detect_engine import bs3lnet
+    from hsi_detect_engine.bs3lnet import detector as bs3lnet
     from hsi_detect_engine.parameters import BS3LNET, resolve
     from hsi_detect_engine.progress import Progress
     from hsi_detect_engine.runtime import seed_everything

@@ -31,9 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "engine"))
 
 from hsi_detect_engine.classical import cva_magnitude, rx_scores  # noqa: E402
-from hsi_detect_engine.metrics import accuracy_figures, labelled_pixels  # noqa: E402
-from hsi_detect_engine.pairs import Pair  # noqa: E402
-from hsi_detect_engine.raster_io import Cube, Georef  # noqa: E402
+from hsi_detect_engine.accuracy.metrics import accuracy_figures, labelled_pixels  # noqa: E402
+from hsi_detect_engine.io.pairs import Pair  # noqa: E402
+from hsi_detect_engine.io.cube import Cube, Georef  # noqa: E402
 from hsi_detect_engine.thresholds import kmeans_threshold, otsu_threshold  # noqa: E402
 
 DATA = os.environ.get("HSI_DATA", "/work/shared/data")
@@ -141,7 +141,7 @@ def record(row: dict):
 def run(configs, pairs, seeds):
     import torch
 
-    from hsi_detect_engine.hypernet import detect
+    from hsi_detect_engine.hypernet.detector import detect
     from hsi_detect_engine.parameters import HYPERNET, resolve
 
     torch.set_num_threads(1)
@@ -208,9 +208,9 @@ def score_variants(configs, pairs, seeds):
     fused features. Results: scores.jsonl."""
     import torch
 
-    from hsi_detect_engine.hypernet import detect, scale_date
-    from hsi_detect_engine.hypernet_net import HyperNetModel
-    from hsi_detect_engine.model_files import load_model
+    from hsi_detect_engine.hypernet.detector import detect, scale_date
+    from hsi_detect_engine.hypernet.network import HyperNetModel
+    from hsi_detect_engine.io.model_files import load_model
 
     torch.set_num_threads(1)
     finished = done(SCORES_RUNS)

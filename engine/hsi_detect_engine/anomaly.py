@@ -8,9 +8,10 @@ from typing import Optional, Sequence
 from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
-from .outputs import write_binary, write_score
+from .io.paths import check_output_path
+from .io.reader import read_cube
+from .io.writer import write_binary, write_score
 from .progress import Progress
-from .raster_io import check_output_path, read_cube
 from .thresholds import binarize, choose_threshold
 
 METHODS = ("bs3lnet", "rx")
@@ -44,7 +45,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         raw = rx_scores(cube.data, cube.valid, progress)
         summary["device"] = "cpu"
     else:
-        from .bs3lnet import detect as bs3lnet_detect
+        from .bs3lnet.detector import detect as bs3lnet_detect
 
         raw, info = bs3lnet_detect(cube, params or {}, device=device, seed=seed, model_path=model,
                                    save_model=save_model, inputs=inputs, progress=progress)

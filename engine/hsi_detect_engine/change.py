@@ -12,11 +12,11 @@ import numpy as np
 from . import __version__
 from .classical import cva_magnitude, rx_scores, standardize_date
 from .errors import HsiDetectError
-from .outputs import write_binary, write_score
-from .pairs import read_pair, read_training_mask
+from .io.pairs import read_pair, read_training_mask
+from .io.paths import check_output_path
+from .io.styles import qml_path
+from .io.writer import write_binary, write_score
 from .progress import Progress
-from .raster_io import check_output_path
-from .styles import qml_path
 from .thresholds import binarize, choose_threshold
 
 METHODS = ("hypernet", "cva")
@@ -51,7 +51,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         diff = np.abs(standardize_date(pair.t2.data, valid) - standardize_date(pair.t1.data, valid))
         summary["device"] = "cpu"
     else:
-        from .hypernet import detect as hypernet_detect
+        from .hypernet.detector import detect as hypernet_detect
 
         magnitude, diff, info = hypernet_detect(pair, params or {}, training_mask=mask, device=device, seed=seed,
                                                 model_path=model, save_model=save_model, inputs=inputs,

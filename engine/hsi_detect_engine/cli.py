@@ -17,7 +17,7 @@ from . import __version__
 from .errors import Cancelled, HsiDetectError
 from .parameters import BS3LNET, HYPERNET
 from .progress import Progress
-from .raster_io import parse_band_list
+from .io.bands import parse_band_list
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED, EXIT_INTERNAL = 1, 2, 3, 4
 
@@ -178,7 +178,7 @@ def _dispatch(args, progress: Progress) -> dict:
                           threshold=args.threshold, threshold_value=args.threshold_value,
                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
                           save_model=args.save_model, params=_method_params(args, HYPERNET), progress=progress)
-    from .evaluate import evaluate
+    from .accuracy.evaluate import evaluate
 
     return evaluate(args.map, args.ground_truth, unlabelled=args.unlabelled, report=args.report)
 

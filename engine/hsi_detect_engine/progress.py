@@ -35,10 +35,6 @@ class Progress:
     def cancel(self):
         self.cancel_event.set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
-
     def check(self):
         if self.cancel_event.is_set():
             raise Cancelled()

@@ -203,7 +203,7 @@ def _pick_patch(source, region_mean, shape, avoid, from_donor, rng, candidates: 
 
 def load_scene(path: str) -> np.ndarray:
     """The cube of a research file (.npz/.mat/.npy) or of a GDAL raster."""
-    from .raster_io import read_cube
+    from .io.reader import read_cube
 
     return read_cube(path).data
 
@@ -219,7 +219,8 @@ def preset_pair(name: str, data_dir: str, seed: int = 0, **kwargs) -> SimulatedP
 
 def write_pair(pair: SimulatedPair, prefix: str) -> dict:
     """Write prefix_t1.tif, prefix_t2.tif (float32) and prefix_gt.tif (uint8) without georeference."""
-    from .raster_io import Georef, write_raster
+    from .io.cube import Georef
+    from .io.writer import write_raster
 
     georef = Georef(pair.gt.shape[0], pair.gt.shape[1])
     paths = {k: f"{prefix}_{k}.tif" for k in ("t1", "t2", "gt")}

@@ -18,9 +18,9 @@ from typing import Optional
 
 import numpy as np
 
-from .classical import cva_magnitude, spectral_angle
-from .errors import HsiDetectError
-from .thresholds import otsu_threshold
+from ..classical import cva_magnitude, spectral_angle
+from ..errors import HsiDetectError
+from ..thresholds import otsu_threshold
 
 RULES = ("cva-fraction", "cva-otsu", "angle-fraction", "all")
 

@@ -11,9 +11,9 @@ import json
 import os
 import uuid
 
-from . import __version__
-from .errors import HsiDetectError
-from .raster_io import check_input_path, check_output_path
+from .. import __version__
+from ..errors import HsiDetectError
+from .paths import check_input_path, check_output_path
 
 FORMAT = "hsi-detect-model"
 FORMAT_VERSION = "1"

@@ -1,19 +1,58 @@
-"""Applying a trained network to a whole image, or by overlapping tiles when it does not fit.
+"""The grid walker: tiles that cover an image, the free memory that sizes them, and
+applying a network to a whole image or by overlapping tiles when it does not fit.
 
-Both detectors use ``apply_by_tiles``: each tile is read with an overlap of at least the
-network's receptive-field radius, and only its core is kept, so the tiled result equals
-the whole-image result (up to float rounding) for fully convolutional networks.
+Each tile is read with an overlap of at least the network's receptive-field radius, and
+only its core is kept, so the tiled result equals the whole-image result (up to float
+rounding) for fully convolutional networks.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
-from .progress import Progress
-from .raster_io import iter_tiles
+from ..errors import HsiDetectError
+from ..progress import Progress
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: the window read (core plus overlap) and the core window it owns."""
+
+    row: int  # read window
+    col: int
+    rows: int
+    cols: int
+    core_row: int  # core window, in image coordinates
+    core_col: int
+    core_rows: int
+    core_cols: int
+
+    @property
+    def core_in_tile(self) -> tuple:
+        """Slices selecting the core from an array of the read window."""
+        r0, c0 = self.core_row - self.row, self.core_col - self.col
+        return slice(r0, r0 + self.core_rows), slice(c0, c0 + self.core_cols)
+
+
+def iter_tiles(height: int, width: int, tile_size: int, overlap: int = 0):
+    """Cover an image with cores of at most tile_size pixels a side, each read with
+    `overlap` extra pixels on every side (clipped at the image border). The cores
+    partition the image exactly."""
+    if tile_size < 1:
+        raise HsiDetectError("Tile size must be at least 1 pixel.")
+    if overlap < 0:
+        raise HsiDetectError("Tile overlap cannot be negative.")
+    for r in range(0, height, tile_size):
+        for c in range(0, width, tile_size):
+            rows, cols = min(tile_size, height - r), min(tile_size, width - c)
+            r0, c0 = max(0, r - overlap), max(0, c - overlap)
+            r1, c1 = min(height, r + rows + overlap), min(width, c + cols + overlap)
+            yield Tile(r0, c0, r1 - r0, c1 - c0, r, c, rows, cols)
+
 
 
 def available_memory_bytes(device=None) -> int:

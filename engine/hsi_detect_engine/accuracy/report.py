@@ -9,8 +9,8 @@ import io
 import os
 import uuid
 
-from . import __version__
-from .raster_io import check_output_path
+from .. import __version__
+from ..io.paths import check_output_path
 
 
 def roc_png(fpr, tpr, auc: float) -> bytes:

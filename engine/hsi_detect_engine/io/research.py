@@ -12,8 +12,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import HsiDetectError
-from .raster_io import Cube, Georef, select_bands
+from ..errors import HsiDetectError
+from .bands import select_bands
+from .cube import Cube, Georef
+
+RESEARCH_SUFFIXES = (".mat", ".npy", ".npz")
 
 GT_HINTS = ("gt", "map", "groundtruth", "ground_truth", "mask", "label", "labels")
 

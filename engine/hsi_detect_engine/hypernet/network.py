@@ -12,7 +12,7 @@ tiles equal to whole-image detection, every such module gets its statistics thro
 shared ``GlobalStats`` object, which numbers the calls in forward order and can (a)
 compute them from the current input over its valid pixels (training, whole-image
 detection), (b) use statistics fixed from outside, or (c) accumulate those of a tile's
-core and stop the forward pass (the first passes of tiled detection, hypernet_tiles.py).
+core and stop the forward pass (the first passes of tiled detection, features.py).
 """
 
 from __future__ import annotations

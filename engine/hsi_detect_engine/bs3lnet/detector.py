@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from .errors import HsiDetectError
-from .parameters import BS3LNET, resolve
-from .progress import Progress
+from ..errors import HsiDetectError
+from ..parameters import BS3LNET, resolve
+from ..progress import Progress
 
 # Parameters that shape the network and its input: saved with a model and taken from it.
 MODEL_KEYS = ("features", "blocks", "norm", "scaling")
@@ -45,7 +45,7 @@ def training_steps(p: dict, valid_pixels: int) -> int:
 
 
 def build_network(bands: int, p: dict):
-    from .bs3lnet_network import BS3LNet
+    from .network import BS3LNet
 
     return BS3LNet(bands, p["features"], p["blocks"], p["norm"])
 
@@ -87,7 +87,7 @@ def trainer(net, image, valid, p: dict, seed: int):
 
 def fit(net, image, valid, p: dict, steps: int, seed: int, progress: Progress):
     """Train ``net`` on blind-spot batches of ``image`` (H, W, B tensor on the training device)."""
-    from .training import train
+    from ..training import train
 
     optimizer, batches, loss_at = trainer(net, image, valid, p, seed)
     return train(net, optimizer, loss_at, steps, progress, label="iteration"), batches
@@ -102,7 +102,7 @@ CPU_TILE_BYTES = 1 << 30  # on the CPU larger tiles are no faster, and memory st
 
 
 def _tile_size(p: dict, bands: int, device, overlap: int):
-    from .detection import available_memory_bytes, tile_size_for
+    from ..io.tiles import available_memory_bytes, tile_size_for
 
     if p["tile_size"] > 0:
         return p["tile_size"]
@@ -133,7 +133,7 @@ def _forward(net, part, with_error: bool, weights=None):
 def _by_tiles(net, x, p: dict, device, progress: Progress, with_error: bool, weights=None) -> np.ndarray:
     """_forward over an (H, W, B) tensor in eval mode, by tiles overlapping by the receptive
     radius (the whole image when it fits), which gives the whole-image result."""
-    from .detection import apply_by_tiles
+    from ..io.tiles import apply_by_tiles
 
     overlap = net.receptive_radius(p["blocks"])
     tile = _tile_size(p, x.shape[2], device, overlap)
@@ -195,7 +195,7 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     """
     import torch
 
-    from .classical import rx_scores
+    from ..classical import rx_scores
 
     valid_np = valid.cpu().numpy() if hasattr(valid, "cpu") else valid
     weights = None
@@ -218,7 +218,7 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
 
 
 def _load(model_path: str, bands: int):
-    from .model_files import load_model
+    from ..io.model_files import load_model
 
     tensors, config = load_model(model_path, "bs3lnet", bands)
     stats = {"mode": config["scaling"], "offset": tensors.pop("scaling.offset").numpy(),
@@ -231,9 +231,9 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     """Train BS3LNet on ``cube`` (or apply a saved model) and return (raw score, info)."""
     import torch
 
-    from .model_files import save_model as write_model
-    from .runtime import describe_device, resolve_device, seed_everything
-    from .scaling import apply_scaling, fit_scaling
+    from ..io.model_files import save_model as write_model
+    from ..runtime import describe_device, resolve_device, seed_everything
+    from ..scaling import apply_scaling, fit_scaling
 
     progress = progress or Progress()
     p = resolve(BS3LNET, params)

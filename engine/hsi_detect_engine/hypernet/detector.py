@@ -1,10 +1,10 @@
 """HyperNet change detection: train on the pair itself (no labels), then compare features.
 
 Steps: scale each date; choose training pixels believed unchanged (training_pixels.py)
-or take the user's mask; train the network (hypernet_net.py) with the shared training
+or take the user's mask; train the network (network.py) with the shared training
 loop, one epoch being a forward and backward pass of both dates (or of one random crop
 of both, for scenes too large for memory); extract both dates' fused features, by tiles
-when needed (hypernet_tiles.py); return the change magnitude (change_score) and the
+when needed (features.py); return the change magnitude (change_score) and the
 absolute feature difference (for the RX anomalous-change score).
 """
 
@@ -14,13 +14,13 @@ from typing import Optional
 
 import numpy as np
 
-from .classical import cva_magnitude
-from .detection import available_memory_bytes, tile_size_for
-from .errors import HsiDetectError
-from .model_files import load_model, save_model as write_model
-from .parameters import HYPERNET, resolve
-from .progress import Progress
-from .scaling import apply_scaling, fit_scaling
+from ..classical import cva_magnitude
+from ..io.tiles import available_memory_bytes, tile_size_for
+from ..errors import HsiDetectError
+from ..io.model_files import load_model, save_model as write_model
+from ..parameters import HYPERNET, resolve
+from ..progress import Progress
+from ..scaling import apply_scaling, fit_scaling
 from .training_pixels import select_training_pixels
 
 METHOD = "hypernet"
@@ -74,9 +74,9 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     Invalid pixels are 0 in both arrays. A saved model is written last, so that a
     cancelled run leaves no file.
     """
-    from .hypernet_net import HyperNetModel, hidden_width
-    from .hypernet_tiles import SubProgress, extract_features
-    from .runtime import describe_device, resolve_device, seed_everything
+    from .network import HyperNetModel, hidden_width
+    from .features import SubProgress, extract_features
+    from ..runtime import describe_device, resolve_device, seed_everything
 
     progress = progress or Progress()
     p = resolve(HYPERNET, params)
@@ -178,7 +178,7 @@ def _crop_side(requested: int, rows: int, cols: int, bands: int, hidden: int, de
 
 
 def _tile_side(requested: int, rows: int, cols: int, bands: int, hidden: int, dev) -> Optional[int]:
-    from .hypernet_net import RECEPTIVE_RADIUS
+    from .network import RECEPTIVE_RADIUS
 
     side = requested or tile_size_for(detection_bytes_per_pixel(bands, hidden), dev, MEMORY_FRACTION,
                                       overlap=RECEPTIVE_RADIUS)
@@ -188,8 +188,8 @@ def _tile_side(requested: int, rows: int, cols: int, bands: int, hidden: int, de
 def _train(model, x1, x2, valid, chosen, p, crop, dev, seed, progress) -> list:
     import torch
 
-    from .hypernet_net import focal_cosine
-    from .training import cosine_lr, train
+    from .network import focal_cosine
+    from ..training import cosine_lr, train
 
     rows, cols = valid.shape
     rng = np.random.default_rng(seed)
@@ -245,7 +245,7 @@ def _random_crop(x1, x2, valid, chosen, crop, rng, dev, tries: int = 20):
 def _cancellation_hooks(model, progress: Progress) -> list:
     """Check for cancellation between the network's blocks, forward and backward, so that
     a long epoch on a large scene still reacts within about a second."""
-    from .hypernet_net import SpatialBlock, SpectralBlock
+    from .network import SpatialBlock, SpectralBlock
 
     def on_output(module, args, output):
         progress.check()

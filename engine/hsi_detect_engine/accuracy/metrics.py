@@ -6,8 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import HsiDetectError
-from .thresholds import otsu_threshold
+from ..errors import HsiDetectError
+from ..thresholds import otsu_threshold
 
 
 def accuracy_figures(score: np.ndarray, truth: np.ndarray, threshold: Optional[float] = None) -> dict:

@@ -8,9 +8,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import HsiDetectError
-from .progress import Progress
-from .raster_io import RESEARCH_SUFFIXES, Cube, RasterSource, _gdal, check_input_path, read_cube, read_single_band
+from ..errors import HsiDetectError
+from ..progress import Progress
+from .cube import Cube
+from .gdal_utils import gdal as _gdal
+from .paths import check_input_path
+from .reader import RasterSource, read_cube, read_single_band
+from .research import RESEARCH_SUFFIXES, load_arrays
 
 GRID_MODES = ("resample", "refuse")
 
@@ -25,8 +29,6 @@ class Pair:
 
 def _band_count(path: str) -> int:
     if path.lower().endswith(RESEARCH_SUFFIXES):
-        from .research_io import load_arrays
-
         arrays = [a for a in load_arrays(path).values() if a.ndim == 3]
         return arrays[0].shape[2] if len(arrays) == 1 else -1
     gdal = _gdal()

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detection import apply_by_tiles
-from .hypernet_net import RECEPTIVE_RADIUS, HyperNetModel, StopForward
-from .progress import Progress
-from .raster_io import iter_tiles
+from ..io.tiles import apply_by_tiles, iter_tiles
+from ..progress import Progress
+from .network import RECEPTIVE_RADIUS, HyperNetModel, StopForward
 
 
 def _to_tensor(image: np.ndarray, device):

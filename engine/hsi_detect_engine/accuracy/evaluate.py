@@ -6,8 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..io.reader import read_single_band
 from .metrics import accuracy_figures, labelled_pixels, roc_points
-from .raster_io import read_single_band
 
 
 def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = None, positive: float = 1,

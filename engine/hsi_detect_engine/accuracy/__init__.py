@@ -1,0 +1,1 @@
+"""Accuracy assessment of a score or binary map against a ground truth."""
