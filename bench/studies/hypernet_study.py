@@ -208,7 +208,8 @@ def score_variants(configs, pairs, seeds):
     fused features. Results: scores.jsonl."""
     import torch
 
-    from hsi_detect_engine.hypernet.detector import detect, scale_date
+    from hsi_detect_engine.hypernet.detector import detect
+    from hsi_detect_engine.scaling import scale_on_own_statistics
     from hsi_detect_engine.hypernet.network import HyperNetModel
     from hsi_detect_engine.io.model_files import load_model
 
@@ -228,7 +229,7 @@ def score_variants(configs, pairs, seeds):
                 net = HyperNetModel(pair.t1.shape[2], cfg["hidden"])
                 net.load_state_dict(tensors)
                 net.eval()
-                x = [torch.from_numpy(scale_date(c.data, pair.valid, cfg["scaling"]).transpose(2, 0, 1).copy())[None]
+                x = [torch.from_numpy(scale_on_own_statistics(c.data, pair.valid, cfg["scaling"]).transpose(2, 0, 1).copy())[None]
                      for c in (pair.t1, pair.t2)]
                 row = {"config": config, "pair": pair_name, "seed": seed}
                 h = net.hidden

@@ -10,13 +10,14 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import __version__
-from .classical import cva_magnitude, rx_scores, standardize_date
+from .classical import cva_magnitude, rx_scores
 from .errors import HsiDetectError
 from .io.pairs import read_pair, read_training_mask
 from .io.paths import check_output_path
 from .io.styles import qml_path
 from .io.writer import write_binary, write_score
 from .progress import Progress
+from .scaling import scale_on_own_statistics
 from .thresholds import binarize, choose_threshold
 
 METHODS = ("hypernet", "cva")
@@ -48,7 +49,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                "resampled_t2": pair.resampled}
     if method == "cva":
         magnitude = cva_magnitude(pair.t1.data, pair.t2.data, valid)
-        diff = np.abs(standardize_date(pair.t2.data, valid) - standardize_date(pair.t1.data, valid))
+        diff = np.abs(scale_on_own_statistics(pair.t2.data, valid) - scale_on_own_statistics(pair.t1.data, valid))
         summary["device"] = "cpu"
     else:
         from .hypernet.detector import detect as hypernet_detect

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import HsiDetectError
+from .scaling import scale_on_own_statistics
 
 _CHUNK = 65536  # pixels per block: keeps float64 copies of large scenes small
 
@@ -58,19 +59,9 @@ def rx_scores(cube: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
     return score
 
 
-def standardize_date(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per-band zero mean and unit variance over the valid pixels (float32)."""
-    pixels = cube[valid].astype(np.float64)
-    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-    std[std < 1e-12] = 1.0
-    out = ((cube - mean) / std).astype(np.float32)
-    out[~valid] = 0.0
-    return out
-
-
 def cva_magnitude(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Change vector magnitude between the two dates, each standardised on its own."""
-    d = standardize_date(t2, valid) - standardize_date(t1, valid)
+    d = scale_on_own_statistics(t2, valid) - scale_on_own_statistics(t1, valid)
     mag = np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
     mag[~valid] = 0.0
     return mag
@@ -78,7 +69,8 @@ def cva_magnitude(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarr
 
 def spectral_angle(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Spectral angle (radians) between the two dates' standardised spectra at each pixel."""
-    a, b = standardize_date(t1, valid).astype(np.float64), standardize_date(t2, valid).astype(np.float64)
+    a = scale_on_own_statistics(t1, valid).astype(np.float64)
+    b = scale_on_own_statistics(t2, valid).astype(np.float64)
     dot = np.einsum("ijk,ijk->ij", a, b)
     norm = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
     ang = np.arccos(np.clip(np.divide(dot, norm, out=np.ones_like(dot), where=norm > 0), -1.0, 1.0))

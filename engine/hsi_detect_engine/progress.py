@@ -68,3 +68,17 @@ class Progress:
         """A message for the log that moves no progress bar."""
         if self.callback is not None:
             self.callback({"stage": "log", "message": message})
+
+
+class SubProgress(Progress):
+    """Maps the fractions of a sub-task onto [start, start + span] of the caller's stage."""
+
+    def __init__(self, inner: Progress, start: float, span: float, prefix: str = ""):
+        super().__init__(None, inner.cancel_event)
+        self.inner, self.start, self.span, self.prefix = inner, start, span, prefix
+
+    def update(self, stage, fraction=0.0, message="", loss=None, force=False):
+        self.inner.update(stage, min(1.0, self.start + self.span * fraction), self.prefix + message, loss, force)
+
+    def log(self, message):
+        self.inner.log(message)

@@ -1,4 +1,5 @@
-"""Choosing the torch device and making CPU runs repeatable."""
+"""What both networks need from torch at run time: the device, repeatable seeds, image
+tensors, and cancellation checked inside the network."""
 
 from __future__ import annotations
 
@@ -53,3 +54,30 @@ def seed_everything(seed: int):
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+
+
+def image_tensor(image: np.ndarray, device):
+    """(rows, cols, B) numpy -> (1, B, rows, cols) float tensor on ``device``."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
+
+
+def mask_tensor(valid: np.ndarray, device):
+    """(rows, cols) bool numpy -> (1, 1, rows, cols) tensor on ``device``."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(valid))[None, None].to(device)
+
+
+def cancel_hooks(modules, progress) -> list:
+    """Check the cancel flag after each of ``modules``, forward and backward, so that one
+    long training step or a large detection tile delays a cancel by at most a layer's
+    time. Returns the hook handles; remove them when done."""
+
+    def on_output(module, args, output):
+        progress.check()
+        if output.requires_grad:
+            output.register_hook(lambda grad: progress.check())
+
+    return [m.register_forward_hook(on_output) for m in modules]

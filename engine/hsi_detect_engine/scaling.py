@@ -37,3 +37,9 @@ def apply_scaling(cube: np.ndarray, valid: np.ndarray, stats: dict) -> np.ndarra
     out = out.astype(np.float32, copy=False)
     out[~valid] = 0.0
     return out
+
+
+def scale_on_own_statistics(cube: np.ndarray, valid: np.ndarray, mode: str = "standardize") -> np.ndarray:
+    """Scale a cube with statistics fitted on its own valid pixels (float32 copy; invalid
+    pixels 0): how each date of a pair is scaled, and the standardised dates of CVA."""
+    return apply_scaling(cube, valid, fit_scaling(cube, valid, mode))

@@ -1,8 +1,9 @@
 """BS3LNet anomaly detection: train the blind-spot network on the image itself, then score
 every pixel by its reconstruction error.
 
-``detect`` is what the anomaly pipeline calls; ``fit`` and ``score_image`` are its two
-halves, used by the studies in bench/studies as well.
+The same shape as HyperNet's detector: ``build_network``, ``trainer`` (the optimiser and
+the loss of each step for the shared training loop), ``score_image``, and ``detect``, which
+the anomaly pipeline calls.
 """
 
 from __future__ import annotations
@@ -50,23 +51,6 @@ def build_network(bands: int, p: dict):
     return BS3LNet(bands, p["features"], p["blocks"], p["norm"])
 
 
-def _cancel_hooks(net, progress: Progress):
-    """Check the cancel flag inside every convolution, forward and backward, so that one
-    long training step or a large detection tile cannot delay a cancel by more than a
-    layer's time."""
-    import torch
-
-    def backward_check(grad):
-        progress.check()
-
-    def forward_check(module, args, output):
-        progress.check()
-        if output.requires_grad:
-            output.register_hook(backward_check)
-
-    return [m.register_forward_hook(forward_check) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-
-
 def trainer(net, image, valid, p: dict, seed: int):
     """The optimiser, the batch maker and loss_at(i) for ``training.train``."""
     import torch
@@ -101,17 +85,6 @@ def _bytes_per_pixel(bands: int, features: int) -> float:
 CPU_TILE_BYTES = 1 << 30  # on the CPU larger tiles are no faster, and memory stays low
 
 
-def _tile_size(p: dict, bands: int, device, overlap: int):
-    from ..io.tiles import available_memory_bytes, tile_size_for
-
-    if p["tile_size"] > 0:
-        return p["tile_size"]
-    fraction = 0.25
-    if device.type == "cpu":
-        fraction = min(fraction, CPU_TILE_BYTES / max(available_memory_bytes(), 1))
-    return tile_size_for(_bytes_per_pixel(bands, p["features"]), device, fraction=fraction, overlap=overlap)
-
-
 def _forward(net, part, with_error: bool, weights=None):
     """Network output of an (h, w, B) tensor as numpy (h, w, B); with_error: instead the mean
     over bands of the squared residual, each band's residual multiplied by ``weights``."""
@@ -133,10 +106,11 @@ def _forward(net, part, with_error: bool, weights=None):
 def _by_tiles(net, x, p: dict, device, progress: Progress, with_error: bool, weights=None) -> np.ndarray:
     """_forward over an (H, W, B) tensor in eval mode, by tiles overlapping by the receptive
     radius (the whole image when it fits), which gives the whole-image result."""
-    from ..io.tiles import apply_by_tiles
+    from ..io.tiles import apply_by_tiles, choose_tile
 
     overlap = net.receptive_radius(p["blocks"])
-    tile = _tile_size(p, x.shape[2], device, overlap)
+    tile = choose_tile(p["tile_size"], x.shape[0], x.shape[1], _bytes_per_pixel(x.shape[2], p["features"]), device,
+                       overlap, cpu_cap_bytes=CPU_TILE_BYTES)
     net.eval()
     return apply_by_tiles(lambda part: _forward(net, part, with_error, weights), x,
                           1 if with_error else x.shape[2], tile, overlap, progress)
@@ -232,7 +206,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     import torch
 
     from ..io.model_files import save_model as write_model
-    from ..runtime import describe_device, resolve_device, seed_everything
+    from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
     from ..scaling import apply_scaling, fit_scaling
 
     progress = progress or Progress()
@@ -251,7 +225,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     image = torch.from_numpy(scaled).to(dev)
     valid = torch.from_numpy(cube.valid).to(dev)
     net = build_network(bands, p).to(dev)
-    hooks = _cancel_hooks(net, progress)
+    hooks = cancel_hooks([m for m in net.modules() if isinstance(m, torch.nn.Conv2d)], progress)
     info = {"device": describe_device(dev)}
     progress.update("preparing", 1.0, "ready")
     if model_path:

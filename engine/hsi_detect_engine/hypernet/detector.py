@@ -15,12 +15,12 @@ from typing import Optional
 import numpy as np
 
 from ..classical import cva_magnitude
-from ..io.tiles import available_memory_bytes, tile_size_for
 from ..errors import HsiDetectError
 from ..io.model_files import load_model, save_model as write_model
+from ..io.tiles import available_memory_bytes, choose_tile
 from ..parameters import HYPERNET, resolve
 from ..progress import Progress
-from ..scaling import apply_scaling, fit_scaling
+from ..scaling import scale_on_own_statistics
 from .training_pixels import select_training_pixels
 
 METHOD = "hypernet"
@@ -60,9 +60,69 @@ def check_params(p: dict):
         raise HsiDetectError(f"The training fraction must lie in (0, 1] (got {p['training_fraction']}).")
 
 
-def scale_date(cube: np.ndarray, valid: np.ndarray, mode: str) -> np.ndarray:
-    """Each date is scaled on its own statistics ('standardize') or used as stored ('none')."""
-    return apply_scaling(cube, valid, fit_scaling(cube, valid, mode))
+def build_network(bands: int, p: dict):
+    from .network import HyperNetModel, hidden_width
+
+    return HyperNetModel(bands, hidden_width(bands, p["hidden"]))
+
+
+def trainer(model, x1, x2, valid, chosen, p: dict, crop: Optional[int], dev, seed: int, progress: Progress):
+    """The optimiser, loss_at(epoch) and lr_at(epoch) for ``training.train``: each epoch is a
+    forward and backward pass of both dates, whole or one random crop of both."""
+    import torch
+
+    from ..training import cosine_lr
+    from .network import focal_cosine
+
+    rows, cols = valid.shape
+    rng = np.random.default_rng(seed)
+    whole = None if crop else _window_tensors(x1, x2, valid, chosen, (slice(0, rows), slice(0, cols)), dev)
+    if whole is not None and whole[3].numel() == 0:
+        raise HsiDetectError("No training pixel is valid in both dates.")
+    optimizer = torch.optim.SGD(model.parameters(), lr=p["learning_rate"], momentum=p["momentum"],
+                                weight_decay=p["weight_decay"])
+
+    def loss_at(step):
+        t1, t2, mask, pixels = whole if whole is not None else _random_crop(x1, x2, valid, chosen, crop, rng, dev)
+        z1, q1 = model.embed(t1, mask)
+        progress.check()
+        z2, q2 = model.embed(t2, mask)
+        return focal_cosine(q1, q2, z1, z2, pixels, p["gamma"])
+
+    return optimizer, loss_at, cosine_lr(p["learning_rate"], p["epochs"])
+
+
+def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva, progress: Progress):
+    """The two scaled dates' fused features compared: (change magnitude (rows, cols) float32,
+    |f1 - f2| (rows, cols, 2h) float32); invalid pixels 0 in both. ``dates`` is emptied once
+    both features are out, so the scaled dates are freed before the comparison."""
+    from ..progress import SubProgress
+    from .features import extract_features
+
+    model.stats.date_norm = p["bn_statistics"] == "date"
+    progress.update("detecting", 0.0, "extracting features", force=True)
+    f1 = extract_features(model, dates[0], valid, dev, tile, SubProgress(progress, 0.0, 0.5), " of date 1")
+    f2 = extract_features(model, dates[1], valid, dev, tile, SubProgress(progress, 0.5, 0.5), " of date 2")
+    dates.clear()
+    magnitude = change_score(f1, f2, p["score"], cva)
+    diff = np.abs(f1 - f2, out=f1)
+    del f2
+    diff[~valid] = 0.0
+    magnitude[~valid] = 0.0
+    progress.update("detecting", 1.0, "features compared")
+    return magnitude.astype(np.float32), diff
+
+
+def _load(model_path: str, bands: int, dev):
+    tensors, config = load_model(model_path, METHOD, bands)
+    hidden, scaling = int(config["hidden"]), config["scaling"]
+    model = build_network(bands, {"hidden": hidden})
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError:
+        raise HsiDetectError(f"{model_path} does not hold a complete HyperNet network for {bands} bands and "
+                             f"hidden width {hidden}. The file may be damaged: train a new model.") from None
+    return model.to(dev), scaling
 
 
 def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] = None, device: str = "auto",
@@ -74,9 +134,9 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     Invalid pixels are 0 in both arrays. A saved model is written last, so that a
     cancelled run leaves no file.
     """
-    from .network import HyperNetModel, hidden_width
-    from .features import SubProgress, extract_features
-    from ..runtime import describe_device, resolve_device, seed_everything
+    from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
+    from ..training import train
+    from .network import RECEPTIVE_RADIUS, SpatialBlock, SpectralBlock
 
     progress = progress or Progress()
     p = resolve(HYPERNET, params)
@@ -88,59 +148,49 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     info = {"device": describe_device(dev), "threshold_transform": p["threshold_transform"]}
 
     if model_path:
-        tensors, config = load_model(model_path, METHOD, bands)
-        hidden, scaling = int(config["hidden"]), config["scaling"]
-        model = HyperNetModel(bands, hidden)
-        try:
-            model.load_state_dict(tensors, strict=True)
-        except RuntimeError:
-            raise HsiDetectError(f"{model_path} does not hold a complete HyperNet network for {bands} bands and "
-                                 f"hidden width {hidden}. The file may be damaged: train a new model.") from None
-        model.to(dev)
-        info.update({"model": model_path, "hidden": hidden, "scaling": scaling})
-        progress.log(f"Applying the saved model {model_path} (hidden width {hidden}, scaling {scaling}).")
+        model, scaling = _load(model_path, bands, dev)
+        info.update({"model": model_path, "hidden": model.hidden, "scaling": scaling})
+        progress.log(f"Applying the saved model {model_path} (hidden width {model.hidden}, scaling {scaling}).")
     else:
-        hidden, scaling = hidden_width(bands, p["hidden"]), p["scaling"]
+        model, scaling = build_network(bands, p).to(dev), p["scaling"]
     progress.update("preparing", 0.0, f"scaling both dates ({scaling})", force=True)
-    x1 = scale_date(pair.t1.data, valid, scaling)
-    x2 = scale_date(pair.t2.data, valid, scaling)
+    x1 = scale_on_own_statistics(pair.t1.data, valid, scaling)
+    x2 = scale_on_own_statistics(pair.t2.data, valid, scaling)
 
     # the change-vector magnitude, computed once for the training-pixel rule and the score
     picks_by_cva = not model_path and training_mask is None and p["training_pixels"].startswith("cva")
     cva = cva_magnitude(pair.t1.data, pair.t2.data, valid) if picks_by_cva or p["score"] == "cosine-cva" else None
-    if not model_path:
-        chosen = select_training_pixels(pair.t1.data, pair.t2.data, valid, p["training_pixels"],
-                                        p["training_fraction"], training_mask, cva)
-        source = "the training mask" if training_mask is not None else f"rule {p['training_pixels']}"
-        progress.log(f"Training on {int(chosen.sum())} pixels believed unchanged ({source}).")
-        model = HyperNetModel(bands, hidden).to(dev)
-        crop = _crop_side(p["crop_size"], rows, cols, bands, hidden, dev)
-        losses = _train(model, x1, x2, valid, chosen, p, crop, dev, seed, progress)
-        info.update({"hidden": hidden, "scaling": scaling, "epochs": p["epochs"],
-                     "training_pixels": int(chosen.sum()),
-                     "training_rule": "mask" if training_mask is not None else p["training_pixels"],
-                     "crop_size": crop or 0, "final_loss": losses[-1] if losses else None})
-
-    model.stats.date_norm = p["bn_statistics"] == "date"
-    info["bn_statistics"] = p["bn_statistics"]
-    tile = _tile_side(p["tile_size"], rows, cols, bands, hidden, dev)
-    info["tile_size"] = tile or 0
-    progress.update("detecting", 0.0, "extracting features", force=True)
-    f1 = extract_features(model, x1, valid, dev, tile, SubProgress(progress, 0.0, 0.5), " of date 1")
-    f2 = extract_features(model, x2, valid, dev, tile, SubProgress(progress, 0.5, 0.5), " of date 2")
-    del x1, x2
-    magnitude = change_score(f1, f2, p["score"], cva)
-    diff = np.abs(f1 - f2, out=f1)
-    del f2
-    diff[~valid] = 0.0
-    magnitude[~valid] = 0.0
-    progress.update("detecting", 1.0, "features compared")
+    hooks = cancel_hooks([m for m in model.modules() if isinstance(m, (SpatialBlock, SpectralBlock))
+                          or m in (model.projector, model.predictor)], progress)
+    try:
+        if not model_path:
+            chosen = select_training_pixels(pair.t1.data, pair.t2.data, valid, p["training_pixels"],
+                                            p["training_fraction"], training_mask, cva)
+            source = "the training mask" if training_mask is not None else f"rule {p['training_pixels']}"
+            progress.log(f"Training on {int(chosen.sum())} pixels believed unchanged ({source}).")
+            crop = _crop_side(p["crop_size"], rows, cols, bands, model.hidden, dev)
+            optimizer, loss_at, lr_at = trainer(model, x1, x2, valid, chosen, p, crop, dev, seed, progress)
+            losses = train(model, optimizer, loss_at, p["epochs"], progress, lr_at, "epoch")
+            info.update({"hidden": model.hidden, "scaling": scaling, "epochs": p["epochs"],
+                         "training_pixels": int(chosen.sum()),
+                         "training_rule": "mask" if training_mask is not None else p["training_pixels"],
+                         "crop_size": crop or 0, "final_loss": losses[-1] if losses else None})
+        info["bn_statistics"] = p["bn_statistics"]
+        tile = choose_tile(p["tile_size"], rows, cols, detection_bytes_per_pixel(bands, model.hidden), dev,
+                           RECEPTIVE_RADIUS, MEMORY_FRACTION)
+        info["tile_size"] = tile or 0
+        dates = [x1, x2]
+        del x1, x2
+        magnitude, diff = score_pair(model, dates, valid, p, dev, tile, cva, progress)
+    finally:
+        for h in hooks:
+            h.remove()
 
     if save_model and not model_path:
-        config = {"bands": bands, "hidden": hidden, "scaling": scaling, "seed": seed,
+        config = {"bands": bands, "hidden": model.hidden, "scaling": scaling, "seed": seed,
                   "params": {k: v for k, v in p.items()}}
         info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config, inputs)
-    return magnitude.astype(np.float32), diff, info
+    return magnitude, diff, info
 
 
 def change_score(f1: np.ndarray, f2: np.ndarray, score: str, cva: Optional[np.ndarray] = None) -> np.ndarray:
@@ -177,52 +227,13 @@ def _crop_side(requested: int, rows: int, cols: int, bands: int, hidden: int, de
     return None if side >= rows and side >= cols else side
 
 
-def _tile_side(requested: int, rows: int, cols: int, bands: int, hidden: int, dev) -> Optional[int]:
-    from .network import RECEPTIVE_RADIUS
-
-    side = requested or tile_size_for(detection_bytes_per_pixel(bands, hidden), dev, MEMORY_FRACTION,
-                                      overlap=RECEPTIVE_RADIUS)
-    return None if side >= rows and side >= cols else side
-
-
-def _train(model, x1, x2, valid, chosen, p, crop, dev, seed, progress) -> list:
-    import torch
-
-    from .network import focal_cosine
-    from ..training import cosine_lr, train
-
-    rows, cols = valid.shape
-    rng = np.random.default_rng(seed)
-    whole = None if crop else _window_tensors(x1, x2, valid, chosen, (slice(0, rows), slice(0, cols)), dev)
-    if whole is not None and whole[3].numel() == 0:
-        raise HsiDetectError("No training pixel is valid in both dates.")
-    hooks = _cancellation_hooks(model, progress)
-    optimizer = torch.optim.SGD(model.parameters(), lr=p["learning_rate"], momentum=p["momentum"],
-                                weight_decay=p["weight_decay"])
-
-    def loss_at(step):
-        t1, t2, mask, pixels = whole if whole is not None else _random_crop(x1, x2, valid, chosen, crop, rng, dev)
-        z1, q1 = model.embed(t1, mask)
-        progress.check()
-        z2, q2 = model.embed(t2, mask)
-        return focal_cosine(q1, q2, z1, z2, pixels, p["gamma"])
-
-    try:
-        return train(model, optimizer, loss_at, p["epochs"], progress, cosine_lr(p["learning_rate"], p["epochs"]), "epoch")
-    finally:
-        for h in hooks:
-            h.remove()
-
-
 def _window_tensors(x1, x2, valid, chosen, window, dev):
     import torch
 
-    def image(x):
-        return torch.from_numpy(np.ascontiguousarray(x[window].transpose(2, 0, 1)))[None].to(dev)
+    from ..runtime import image_tensor, mask_tensor
 
-    mask = torch.from_numpy(np.ascontiguousarray(valid[window]))[None, None].to(dev)
     pixels = torch.from_numpy(np.flatnonzero(chosen[window])).to(dev)
-    return image(x1), image(x2), mask, pixels
+    return image_tensor(x1[window], dev), image_tensor(x2[window], dev), mask_tensor(valid[window], dev), pixels
 
 
 def _random_crop(x1, x2, valid, chosen, crop, rng, dev, tries: int = 20):
@@ -240,17 +251,3 @@ def _random_crop(x1, x2, valid, chosen, crop, rng, dev, tries: int = 20):
         if chosen[window].any():
             return _window_tensors(x1, x2, valid, chosen, window, dev)
     raise HsiDetectError("No training pixel is valid in both dates.")
-
-
-def _cancellation_hooks(model, progress: Progress) -> list:
-    """Check for cancellation between the network's blocks, forward and backward, so that
-    a long epoch on a large scene still reacts within about a second."""
-    from .network import SpatialBlock, SpectralBlock
-
-    def on_output(module, args, output):
-        progress.check()
-        if output.requires_grad:
-            output.register_hook(lambda grad: progress.check())
-
-    return [m.register_forward_hook(on_output) for m in model.modules()
-            if isinstance(m, (SpatialBlock, SpectralBlock)) or m in (model.projector, model.predictor)]

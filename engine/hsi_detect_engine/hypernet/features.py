@@ -16,20 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.tiles import apply_by_tiles, iter_tiles
-from ..progress import Progress
+from ..progress import Progress, SubProgress
+from ..runtime import image_tensor, mask_tensor
 from .network import RECEPTIVE_RADIUS, HyperNetModel, StopForward
-
-
-def _to_tensor(image: np.ndarray, device):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
-
-
-def _mask_tensor(valid: np.ndarray, device):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(valid))[None, None].to(device)
 
 
 def extract_features(model: HyperNetModel, image: np.ndarray, valid: np.ndarray, device, tile_size,
@@ -44,7 +33,7 @@ def extract_features(model: HyperNetModel, image: np.ndarray, valid: np.ndarray,
     model.eval()
 
     def features(window, window_valid):
-        f = model.features(_to_tensor(window, device), _mask_tensor(window_valid, device))
+        f = model.features(image_tensor(window, device), mask_tensor(window_valid, device))
         return f[0].permute(1, 2, 0).float().cpu().numpy()
 
     tiled = tile_size is not None and (tile_size < rows or tile_size < cols)
@@ -73,23 +62,9 @@ def _fix_global_statistics(model: HyperNetModel, image, valid, device, tile_size
             window = (slice(t.row, t.row + t.rows), slice(t.col, t.col + t.cols))
             stats.core = t.core_in_tile
             try:
-                model.features(_to_tensor(image[window], device), _mask_tensor(valid[window], device))
+                model.features(image_tensor(image[window], device), mask_tensor(valid[window], device))
             except StopForward:
                 continue
             raise RuntimeError(f"global statistic {index} was not reached")
         stats.fixed[index] = stats.collected()
     stats.collect, stats.core = None, None
-
-
-class SubProgress(Progress):
-    """Maps the fractions of a sub-task onto [start, start + span] of the caller's stage."""
-
-    def __init__(self, inner: Progress, start: float, span: float, prefix: str = ""):
-        super().__init__(None, inner.cancel_event)
-        self.inner, self.start, self.span, self.prefix = inner, start, span, prefix
-
-    def update(self, stage, fraction=0.0, message="", loss=None, force=False):
-        self.inner.update(stage, min(1.0, self.start + self.span * fraction), self.prefix + message, loss, force)
-
-    def log(self, message):
-        self.inner.log(message)
