@@ -1,5 +1,6 @@
 """The plugin loads as QGIS loads it, registers the provider and its algorithms, and imports no torch."""
 
+import os
 import re
 import subprocess
 import sys
@@ -115,3 +116,15 @@ def test_the_toolbox_dialog_and_the_batch_panel_build_a_widget_for_every_paramet
     finally:
         dialog.deleteLater()
         batch.deleteLater()
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_help_url_opens_the_readme_section_of_the_algorithm(hsidetect, name):
+    alg = hsidetect.algorithm(name)
+    url, anchor = alg.helpUrl().split("#")
+    assert url.endswith("/README.md")
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        headings = [line.lstrip("#").strip() for line in f if line.startswith("#")]
+    slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    assert anchor in slugs
+    assert alg.displayName() in headings

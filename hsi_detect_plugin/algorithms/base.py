@@ -14,6 +14,7 @@ from ..input_files import raster_file
 from ..output_styles import style_on_load
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
+README_URL = "https://github.com/hsi-detect/hsi-detect/blob/main/README.md"
 NETWORK_MODULES = ("torch", "safetensors")
 
 
@@ -39,6 +40,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):
         return self.HELP
+
+    def helpUrl(self):
+        """The README's section on this algorithm (its heading is the algorithm's title)."""
+        anchor = "".join(c for c in self.TITLE.lower() if c.isalnum() or c in " -").replace(" ", "-")
+        return f"{README_URL}#{anchor}"
 
     def createInstance(self):
         return type(self)()
