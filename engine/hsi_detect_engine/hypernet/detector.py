@@ -66,7 +66,7 @@ def scale_date(cube: np.ndarray, valid: np.ndarray, mode: str) -> np.ndarray:
 
 
 def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] = None, device: str = "auto",
-           seed: int = 1, model_path: Optional[str] = None, save_model: Optional[str] = None, inputs=(),
+           seed: int = 1, model_path: Optional[str] = None, save_model: Optional[str] = None,
            progress: Optional[Progress] = None):
     """Train HyperNet on the pair (or load a model) and compare the two dates' features.
 
@@ -139,7 +139,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     if save_model and not model_path:
         config = {"bands": bands, "hidden": hidden, "scaling": scaling, "seed": seed,
                   "params": {k: v for k, v in p.items()}}
-        info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config, inputs)
+        info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config)
     return magnitude.astype(np.float32), diff, info
 
 
