@@ -31,6 +31,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     if method not in METHODS:
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
     check_threshold_options(threshold, threshold_value, top_fraction)
+    if save_model and method == "rx":
+        raise HsiDetectError("RX trains no model to save. Leave out the model file to save, or use --method bs3lnet.")
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}

@@ -32,6 +32,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
     check_threshold_options(threshold, threshold_value, top_fraction)
+    if save_model and method == "cva":
+        raise HsiDetectError("CVA trains no model to save. Leave out the model file to save, or use --method hypernet.")
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),

@@ -44,13 +44,17 @@ def sidecars(path: str, kind: str) -> Dict[str, str]:
     return files
 
 
-def disk_error(exc: OSError, what: str) -> Optional[HsiDetectError]:
-    """A user error for an OSError that is about the disk or permissions; None for others."""
-    reason = _DISK_ERRORS.get(getattr(exc, "errno", None))
-    if reason is None:
+def disk_error(exc: BaseException, what: str) -> Optional[HsiDetectError]:
+    """A user error for a failure that is about the disk or permissions (by its errno, or by the
+    system's words for it in a library's message); None for others."""
+    code = getattr(exc, "errno", None)
+    if code not in _DISK_ERRORS:
+        text = str(exc)
+        code = next((c for c in _DISK_ERRORS if os.strerror(c) in text), None)
+    if code is None:
         return None
-    return HsiDetectError(f"Cannot write {what}: {reason}. Free some space or choose another output folder "
-                          "you may write to; earlier outputs were left as they were.")
+    return HsiDetectError(f"Cannot write {what}: {_DISK_ERRORS[code]}. Free some space or choose another output "
+                          "folder you may write to; earlier outputs were left as they were.")
 
 
 def final_name(path: str) -> str:
@@ -191,7 +195,7 @@ class OutputTransaction:
             for tmp, target in written:
                 _fsync(tmp)
         except OSError as exc:
-            raise (disk_error(exc, "the outputs") or exc) from None
+            raise (disk_error(exc, final_name(tmp)) or exc) from None
         done = {}
         for (kind, side), (tmp, target) in self._temps.items():
             if os.path.exists(tmp):
@@ -200,7 +204,7 @@ class OutputTransaction:
                     done[kind] = target
             elif side == "aux" and kind in done and os.path.exists(target):
                 os.remove(target)  # a replaced raster's old statistics would describe the old raster
-        for folder in {os.path.dirname(t) for _, t in written}:
+        for folder in {os.path.dirname(os.path.abspath(t)) for _, t in written}:
             _fsync(folder)
         self.committed = True
         return done
@@ -219,7 +223,7 @@ class OutputTransaction:
         if not self.committed:
             self.abort()
         if isinstance(exc, OSError):
-            error = disk_error(exc, "the outputs")
+            error = disk_error(exc, final_name(exc.filename or "the outputs"))
             if error is not None:
                 raise error from None
         return False
