@@ -223,6 +223,34 @@ def test_case5_a_full_disk_is_refused_before_the_run_and_leaves_no_file(small_di
     assert snapshot(small_disk) == before
 
 
+def test_a_read_only_folder_is_refused_before_the_run(tmp_path):
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        done = cli("anomaly", HYDICE, "-o", str(disk / "s.tif"), "--method", "rx", "--json-progress")
+        one_sentence_error(done, 1, "Cannot write to the output folder")
+        assert '"stage": "reading"' not in done.stdout
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_inputs_are_never_overwritten_by_path_symlink_or_hard_link(tmp_path):
+    image = tmp_path / "scene.tif"
+    shutil.copy(HYDICE, image)
+    os.symlink(image, tmp_path / "symlink.tif")
+    os.link(image, tmp_path / "hardlink.tif")
+    before = snapshot(tmp_path)
+    for name in ("scene.tif", "symlink.tif", "hardlink.tif"):
+        for option in ("-o", "--binary"):
+            args = ["-o", str(tmp_path / "s.tif")] if option == "--binary" else []
+            done = cli("anomaly", str(image), *args, option, str(tmp_path / name), "--method", "rx")
+            one_sentence_error(done, 1, "same file as input")
+    assert snapshot(tmp_path) == before
+
+
 # --------------------------------------------------------------------------- case 7: huge band ranges
 
 def test_case7_a_huge_band_range_is_refused_without_expanding_it(tmp_path):
