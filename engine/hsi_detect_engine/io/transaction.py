@@ -126,25 +126,24 @@ class OutputTransaction:
     # ------------------------------------------------------------------ checks made before any work
 
     def _check_paths(self):
-        seen = []  # (file, the output it belongs to)
+        seen = []  # (file, the output it belongs to, which of its files)
         input_files = [f for p in self.inputs for f in (p, os.path.splitext(p)[0] + ".qml")]
         for kind, (path, what) in self.outputs.items():
             check_output_path(path, self.inputs)
             for side, target in sidecars(path, what).items():
-                for other, owner in seen:
+                for other, owner, other_side in seen:
                     if _same(target, other):
-                        name = "" if side == "" else f" (its style file {os.path.basename(target)})"
                         raise HsiDetectError(
-                            f"Two outputs would be written to the same file: {path}{name} and {owner}. "
-                            "Give each output its own name (a raster's .qml style is named after it without "
-                            "the extension).")
+                            f"Two outputs would be written to the same file {other}: {_role(path, side)} and "
+                            f"{_role(owner, other_side)}. Give each output its own name (a raster's .qml style "
+                            "takes its name without the extension).")
                 if side:
                     for inp in input_files:
                         if _same(target, inp):
                             raise HsiDetectError(
                                 f"The output {path} would overwrite {inp}, a file of the input. Choose another "
                                 "output name.")
-                seen.append((target, path))
+                seen.append((target, path, side))
 
     def _probe(self, folder: str):
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -177,12 +176,6 @@ class OutputTransaction:
                                      "another output folder.")
 
     # ------------------------------------------------------------------ writing
-
-    def __contains__(self, kind: str) -> bool:
-        return kind in self.outputs
-
-    def target(self, kind: str) -> str:
-        return self.outputs[kind][0]
 
     def path(self, kind: str, sidecar: str = "") -> str:
         """The temporary to write output ``kind`` (or its ``sidecar``, e.g. 'qml') to."""
@@ -238,6 +231,10 @@ def _fsync(path: str):
             raise
     finally:
         os.close(fd)
+
+
+def _role(path: str, side: str) -> str:
+    return {"": f"the output {path}", "qml": f"the style of {path}", "aux": f"the statistics of {path}"}[side]
 
 
 def _mb(size: int) -> str:
