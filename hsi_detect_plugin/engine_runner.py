@@ -2,12 +2,12 @@
 
 The child reports JSON lines on stdout (progress, log, then a result or an error); they
 become Processing feedback. Cancel writes "cancel" to the child's stdin and kills it if it
-has not stopped within CANCEL_GRACE_S. A failed or cancelled run leaves no output file.
+has not stopped within CANCEL_GRACE_S. The engine writes all its outputs or none (its output
+transaction), so the plugin never deletes a file: after a failure every earlier file is as it was.
 QGIS's own Python never imports the engine or torch.
 """
 
 import collections
-import glob
 import json
 import os
 import queue
@@ -120,31 +120,26 @@ class Engine:
             _usable[key] = answer
         return cls(python, engine_dir, _usable[key])
 
-    def run(self, command: str, arguments: list, feedback, outputs=()) -> dict:
-        """Run one engine command; return its result dict. ``outputs`` are the files it may write."""
+    def run(self, command: str, arguments: list, feedback) -> dict:
+        """Run one engine command; return its result dict."""
         cmd = [self.python, "-m", "hsi_detect_engine.cli", command, *arguments, "--json-progress", "--cancel-on-stdin"]
         feedback.pushInfo(f"Engine {self.info.get('version')} from {os.path.dirname(self.info.get('engine') or '')}, "
                           f"Python {self.info.get('python')} ({self.python})")
         feedback.pushCommandInfo(" ".join(shlex.quote(c) for c in cmd))
-        guard = OutputGuard(outputs)
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env=_child_env(self.engine_dir), text=True, encoding="utf-8", errors="replace",
                                     bufsize=1, **_popen_options())
         except OSError as exc:
             raise QgsProcessingException(f"Could not start the engine with {self.python}: {exc}") from None
-        try:
-            with proc:
-                try:
-                    result = self._follow(proc, feedback)
-                    _report_summary(result, feedback)
-                    return result
-                finally:
-                    if proc.poll() is None:  # only when following the run itself failed
-                        proc.kill()
-        except BaseException:
-            guard.discard()
-            raise
+        with proc:
+            try:
+                result = self._follow(proc, feedback)
+                _report_summary(result, feedback)
+                return result
+            finally:
+                if proc.poll() is None:  # only when following the run itself failed
+                    proc.kill()
 
     def _follow(self, proc, feedback) -> dict:
         lines = queue.Queue()
@@ -185,10 +180,10 @@ class Engine:
         code = proc.wait()
         for reader in readers:
             reader.join(timeout=2)
+        if code == 0 and result is not None:  # outputs in place: a cancel that came too late changes nothing
+            return result
         if cancelled_at is not None:
             raise QgsProcessingException(CANCELLED_MESSAGE)
-        if code == 0 and result is not None:
-            return result
         if error is not None:
             if error.get("kind") == "internal":
                 raise QgsProcessingException(f"The engine failed: {error['error']}")
@@ -256,38 +251,3 @@ def _crash_message(code: int, stderr_lines: list) -> str:
         return ("The engine refused its command line; the plugin and the engine may be of different versions. "
                 "Reinstall the plugin." + detail)
     return f"The engine stopped with exit status {code} and no result.{detail}"
-
-
-class OutputGuard:
-    """Remembers the output files' state before a run, so that a failed run leaves none behind."""
-
-    def __init__(self, paths):
-        self.before = {}
-        for path in paths:
-            if path:
-                for p in (path, os.path.splitext(path)[0] + ".qml"):
-                    self.before[p] = _stamp(p)
-
-    def discard(self):
-        for path, stamp in self.before.items():
-            if os.path.exists(path) and _stamp(path) != stamp:
-                _remove(path)
-            folder, name = os.path.split(os.path.abspath(path))
-            for partial in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.partial*")) + \
-                    glob.glob(glob.escape(path) + ".partial"):
-                _remove(partial)
-
-
-def _stamp(path: str):
-    try:
-        st = os.stat(path)
-        return st.st_mtime_ns, st.st_size
-    except OSError:
-        return None
-
-
-def _remove(path: str):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -249,6 +249,26 @@ def test_band_out_of_range(hsidetect, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_typed_band_list_reaches_the_engine_unchanged(hsidetect, tmp_path):
+    feedback = LogFeedback()
+    run("rx", {"INPUT": HYDICE, "BANDS": " 5-7, 60", "OUTPUT": str(tmp_path / "s.tif")}, feedback)
+    assert any("--bands '5-7, 60'" in line for line in feedback.lines)
+    assert_fails("rx", {"INPUT": HYDICE, "BANDS": "1-999999999", "OUTPUT": str(tmp_path / "t.tif")},
+                 "Band 999999999 is out of range")
+    assert_fails("rx", {"INPUT": HYDICE, "BANDS": "5,,x", "OUTPUT": str(tmp_path / "t.tif")},
+                 "'x' is not a band number")
+
+
+def test_a_failed_run_keeps_the_earlier_output_and_its_style(hsidetect, tmp_path):
+    """Issue 11, case 1: the plugin deleted the earlier OUTPUT and its .qml when a run failed."""
+    earlier = run("rx", {"INPUT": HYDICE, "OUTPUT": str(tmp_path / "s.tif")})["OUTPUT"]
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    assert set(before) == {"s.tif", "s.qml"} and earlier == str(tmp_path / "s.tif")
+    assert_fails("rx", {"INPUT": HYDICE, "THRESHOLD_METHOD": "value", "OUTPUT": str(tmp_path / "s.tif"),
+                        "OUTPUT_BINARY": str(tmp_path / "b.tif")}, "needs a threshold value")
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
+
+
 def test_dates_with_different_band_counts(hsidetect, tmp_path):
     assert_fails("cva", {"INPUT_T1": T1, "INPUT_T2": HYDICE, "OUTPUT": str(tmp_path / "c.tif")},
                  "different band counts")

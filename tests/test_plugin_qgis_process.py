@@ -4,6 +4,8 @@ import json
 import os
 import re
 
+import pytest
+
 from conftest import DEMO, run_qgis_process
 
 HYDICE = os.path.join(DEMO, "hydice_urban.tif")
@@ -41,6 +43,18 @@ def test_a_failed_run_exits_non_zero_with_the_error_on_stderr(qgis_process_profi
     assert done.returncode != 0
     assert "Band 999 is out of range" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("bands", ["5,6,7", "5-7"])
+def test_a_typed_band_list_reaches_the_engine_unchanged(qgis_process_profile, tmp_path, bands):
+    """Issue 11, case 8: BANDS=5,6,7 reached the engine as --bands 0."""
+    _, env = qgis_process_profile
+    out = tmp_path / "score.tif"
+    done = run_qgis_process(env, "--json", "run", "hsidetect:rx", "--", f"INPUT={HYDICE}", f"BANDS={bands}",
+                            f"OUTPUT={out}")
+    assert done.returncode == 0, done.stderr
+    command = next(line for line in json.loads(done.stdout)["log"]["info"] if "hsi_detect_engine.cli" in line)
+    assert f"--bands {bands} " in command and out.exists()
 
 
 def test_help_on_the_command_line_is_plain_text(qgis_process_profile):

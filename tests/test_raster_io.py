@@ -7,10 +7,11 @@ import pytest
 from osgeo import gdal, osr
 
 from hsi_detect_engine.errors import HsiDetectError
-from hsi_detect_engine.io.bands import parse_band_list
+from hsi_detect_engine.io.bands import parse_band_ranges, select_bands
 from hsi_detect_engine.io.cube import Georef
 from hsi_detect_engine.io.reader import RasterSource, read_cube, read_single_band
 from hsi_detect_engine.io.tiles import iter_tiles
+from hsi_detect_engine.io.transaction import RASTER, OutputTransaction
 from hsi_detect_engine.io.writer import RasterWriter, write_raster
 
 gdal.UseExceptions()
@@ -121,9 +122,10 @@ def test_failed_write_leaves_no_file(tmp_path, cube):
     target = tmp_path / "result.tif"
     georef = Georef(23, 31, GT, utm_wkt())
     with pytest.raises(RuntimeError):
-        with RasterWriter(str(target), georef) as w:
-            w.write(cube[:12, :, 0])
-            raise RuntimeError("failure half-way")
+        with OutputTransaction({"r": (str(target), RASTER)}) as txn:
+            with RasterWriter(txn.path("r"), georef) as w:
+                w.write(cube[:12, :, 0])
+                raise RuntimeError("failure half-way")
     assert os.listdir(tmp_path) == []
 
 
@@ -133,8 +135,9 @@ def test_existing_output_is_kept_when_a_rewrite_fails(tmp_path, cube):
     write_raster(str(target), cube[:, :, 0], georef)
     before = target.read_bytes()
     with pytest.raises(RuntimeError):
-        with RasterWriter(str(target), georef) as w:
-            w.write(cube[:, :, 1])
+        with OutputTransaction({"r": (str(target), RASTER)}) as txn:
+            with RasterWriter(txn.path("r"), georef) as w:
+                w.write(cube[:, :, 1])
             raise RuntimeError("cancelled")
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["result.tif"]
@@ -149,7 +152,8 @@ def test_demo_scene_reads_with_its_georeference():
 
 @pytest.mark.parametrize("text,expected", [("1,2,5-7", [1, 2, 5, 6, 7]), (" 3 ", [3]), ("10-10", [10])])
 def test_parse_band_list(text, expected):
-    assert parse_band_list(text) == expected
+    assert select_bands(text, 10) == expected
+    assert parse_band_ranges(text)[-1][1] == expected[-1]
 
 
 # --------------------------------------------------------------------------- clear errors
@@ -195,7 +199,7 @@ def test_no_valid_pixel(tmp_path, cube):
 def test_output_folder_missing(tmp_path, cube):
     georef = Georef(23, 31, GT, utm_wkt())
     with pytest.raises(HsiDetectError, match="Output folder .* does not exist"):
-        write_raster(str(tmp_path / "missing" / "o.tif"), cube[:, :, 0], georef)
+        OutputTransaction({"r": (str(tmp_path / "missing" / "o.tif"), RASTER)})
 
 
 def test_output_equal_to_input_is_refused_and_input_kept(tmp_path, cube):
@@ -204,10 +208,10 @@ def test_output_equal_to_input_is_refused_and_input_kept(tmp_path, cube):
         before = f.read()
     c = read_cube(path)
     with pytest.raises(HsiDetectError, match="same file as input"):
-        write_raster(path, c.data[:, :, 0], c.georef, inputs=[path])
+        OutputTransaction({"r": (path, RASTER)}, [path])
     os.symlink(path, tmp_path / "alias.tif")
     with pytest.raises(HsiDetectError, match="same file as input"):
-        write_raster(str(tmp_path / "alias.tif"), c.data[:, :, 0], c.georef, inputs=[path])
+        OutputTransaction({"r": (str(tmp_path / "alias.tif"), RASTER)}, [path])
     with open(path, "rb") as f:
         assert f.read() == before
 

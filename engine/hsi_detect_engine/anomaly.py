@@ -8,11 +8,11 @@ from typing import Optional, Sequence
 from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
-from .io.paths import check_output_path
 from .io.reader import read_cube
+from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
 from .progress import Progress
-from .thresholds import binarize, choose_threshold
+from .thresholds import binarize, check_threshold_options, choose_threshold
 
 METHODS = ("bs3lnet", "rx")
 
@@ -30,37 +30,44 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
+    check_threshold_options(threshold, threshold_value, top_fraction)
+    if save_model and method == "rx":
+        raise HsiDetectError("RX trains no model to save. Leave out the model file to save, or use --method bs3lnet.")
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
-    for out in [output, binary, save_model]:
-        if out:
-            check_output_path(out, inputs)
-    progress.update("reading", 0.0, f"reading {input_path}", force=True)
-    cube = read_cube(input_path, bands)
-    rows, cols, nb = cube.shape
-    progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
-    summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
-               "valid_pixels": int(cube.valid.sum())}
-    if method == "rx":
-        raw = rx_scores(cube.data, cube.valid, progress)
-        summary["device"] = "cpu"
-    else:
-        from .bs3lnet.detector import detect as bs3lnet_detect
+    requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}
+    with OutputTransaction(requested, inputs) as txn:
+        progress.update("reading", 0.0, f"reading {input_path}", force=True)
+        cube = read_cube(input_path, bands)
+        rows, cols, nb = cube.shape
+        txn.check_space({"score": 4 * rows * cols, "binary": rows * cols})
+        progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
+        summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
+                   "valid_pixels": int(cube.valid.sum())}
+        if method == "rx":
+            raw = rx_scores(cube.data, cube.valid, progress)
+            summary["device"] = "cpu"
+        else:
+            from .bs3lnet.detector import detect as bs3lnet_detect
 
-        raw, info = bs3lnet_detect(cube, params or {}, device=device, seed=seed, model_path=model,
-                                   save_model=save_model, inputs=inputs, progress=progress)
-        summary.update(info)
-    score = minmax_normalise(raw, cube.valid)
-    progress.update("writing", 0.0, f"writing {output}", force=True)
-    meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
-    outputs = {"score": write_score(output, score, cube.valid, cube.georef, inputs, "anomaly score", meta)}
-    if binary:
-        t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)
-        classes = binarize(score, cube.valid, t)
-        outputs["binary"] = write_binary(binary, classes, cube.georef, inputs, "anomaly", meta)
-        summary["threshold"] = t
-        summary["detected_pixels"] = int((classes == 1).sum())
-    progress.update("writing", 1.0, "done", force=True)
-    summary["outputs"] = outputs
+            raw, info = bs3lnet_detect(cube, params or {}, device=device, seed=seed, model_path=model,
+                                       save_model=txn.path("model") if save_model else None, progress=progress)
+            info.pop("saved_model", None)
+            summary.update(info)
+        score = minmax_normalise(raw, cube.valid)
+        progress.update("writing", 0.0, f"writing {output}", force=True)
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        write_score(txn.path("score"), score, cube.valid, cube.georef, "anomaly score", meta, txn.path("score", "qml"))
+        if binary:
+            t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)
+            classes = binarize(score, cube.valid, t)
+            write_binary(txn.path("binary"), classes, cube.georef, "anomaly", meta, txn.path("binary", "qml"))
+            summary["threshold"] = t
+            summary["detected_pixels"] = int((classes == 1).sum())
+        progress.update("writing", 0.9, "moving the outputs into place", force=True)
+        summary["outputs"] = txn.commit()
+    progress.finish("writing", "done")
+    if "model" in summary["outputs"]:
+        summary["saved_model"] = summary["outputs"]["model"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary

@@ -3,7 +3,6 @@ binary change map out."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Optional, Sequence
 
@@ -13,12 +12,11 @@ from . import __version__
 from .classical import cva_magnitude, rx_scores
 from .errors import HsiDetectError
 from .io.pairs import read_pair, read_training_mask
-from .io.paths import check_output_path
-from .io.styles import qml_path
+from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
 from .progress import Progress
 from .scaling import scale_on_own_statistics
-from .thresholds import binarize, choose_threshold
+from .thresholds import binarize, check_threshold_options, choose_threshold
 
 METHODS = ("hypernet", "cva")
 
@@ -34,59 +32,54 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
+    check_threshold_options(threshold, threshold_value, top_fraction)
+    if save_model and method == "cva":
+        raise HsiDetectError("CVA trains no model to save. Leave out the model file to save, or use --method hypernet.")
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
-    for out in [output, anomalous, binary, save_model]:
-        if out:
-            check_output_path(out, inputs)
-    progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
-    pair = read_pair(t1_path, t2_path, bands, grid, progress)
-    valid = pair.valid
-    rows, cols, nb = pair.t1.shape
-    mask = read_training_mask(training_mask, (rows, cols)) & valid if training_mask else None
-    progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(valid.sum())} valid in both dates")
-    summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "valid_pixels": int(valid.sum()),
-               "resampled_t2": pair.resampled}
-    if method == "cva":
-        magnitude = cva_magnitude(pair.t1.data, pair.t2.data, valid)
-        diff = np.abs(scale_on_own_statistics(pair.t2.data, valid) - scale_on_own_statistics(pair.t1.data, valid))
-        summary["device"] = "cpu"
-    else:
-        from .hypernet.detector import detect as hypernet_detect
+    requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),
+                 "model": (save_model, FILE)}
+    with OutputTransaction(requested, inputs) as txn:
+        progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
+        pair = read_pair(t1_path, t2_path, bands, grid, progress)
+        valid = pair.valid
+        rows, cols, nb = pair.t1.shape
+        txn.check_space({"change": 4 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols})
+        mask = read_training_mask(training_mask, (rows, cols)) & valid if training_mask else None
+        progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(valid.sum())} valid in both dates")
+        summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "valid_pixels": int(valid.sum()),
+                   "resampled_t2": pair.resampled}
+        if method == "cva":
+            magnitude = cva_magnitude(pair.t1.data, pair.t2.data, valid)
+            diff = np.abs(scale_on_own_statistics(pair.t2.data, valid) - scale_on_own_statistics(pair.t1.data, valid))
+            summary["device"] = "cpu"
+        else:
+            from .hypernet.detector import detect as hypernet_detect
 
-        magnitude, diff, info = hypernet_detect(pair, params or {}, training_mask=mask, device=device, seed=seed,
-                                                model_path=model, save_model=save_model, inputs=inputs,
-                                                progress=progress)
-        summary.update(info)
-    progress.update("writing", 0.0, f"writing {output}", force=True)
-    meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
-    georef = pair.t1.georef
-    outputs = {}
-    try:  # a failure or a cancellation while writing leaves none of this run's files
-        outputs["change"] = write_score(output, magnitude, valid, georef, inputs, "change magnitude", meta)
+            magnitude, diff, info = hypernet_detect(pair, params or {}, training_mask=mask, device=device, seed=seed,
+                                                    model_path=model, save_model=txn.path("model") if save_model else None,
+                                                    progress=progress)
+            info.pop("saved_model", None)
+            summary.update(info)
+        progress.update("writing", 0.0, f"writing {output}", force=True)
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        georef = pair.t1.georef
+        write_score(txn.path("change"), magnitude, valid, georef, "change magnitude", meta, txn.path("change", "qml"))
         if anomalous:
             acd = rx_scores(diff, valid)
-            outputs["anomalous_change"] = write_score(anomalous, acd, valid, georef, inputs, "anomalous change", meta)
+            write_score(txn.path("anomalous_change"), acd, valid, georef, "anomalous change", meta,
+                        txn.path("anomalous_change", "qml"))
         if binary:
             transform = summary.get("threshold_transform", "none")
             t = choose_threshold(magnitude[valid], threshold, threshold_value, top_fraction, transform)
             classes = binarize(magnitude, valid, t)
-            outputs["binary"] = write_binary(binary, classes, georef, inputs, "changed", meta)
+            write_binary(txn.path("binary"), classes, georef, "changed", meta, txn.path("binary", "qml"))
             summary["threshold"] = t
             summary["changed_pixels"] = int((classes == 1).sum())
-        progress.update("writing", 1.0, "done", force=True)
-    except BaseException:
-        _remove(list(outputs.values()) + [summary.get("saved_model")])
-        raise
-    summary["outputs"] = outputs
+        progress.update("writing", 0.9, "moving the outputs into place", force=True)
+        summary["outputs"] = txn.commit()
+    progress.finish("writing", "done")
+    if "model" in summary["outputs"]:
+        summary["saved_model"] = summary["outputs"]["model"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
-
-
-def _remove(paths):
-    for path in paths:
-        if not path:
-            continue
-        for p in (path, qml_path(path), path + ".aux.xml"):
-            if os.path.exists(p):
-                os.remove(p)

@@ -17,7 +17,8 @@ from . import __version__
 from .errors import Cancelled, HsiDetectError
 from .parameters import BS3LNET, HYPERNET
 from .progress import Progress
-from .io.bands import parse_band_list
+from .io.bands import parse_band_ranges
+from .io.transaction import disk_error, final_name
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED, EXIT_INTERNAL = 1, 2, 3, 4
 
@@ -94,9 +95,11 @@ def _method_options(p: argparse.ArgumentParser, params: list, title: str):
         g.add_argument(prm.flag, **kwargs)
 
 
-def _band_list(text: str) -> list:
+def _band_list(text: str) -> str:
+    """The typed list, its syntax checked; it is checked against the band count once the image is open."""
     try:
-        return parse_band_list(text)
+        parse_band_ranges(text)
+        return text
     except HsiDetectError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -240,6 +243,9 @@ def main(argv=None) -> int:
     except Exception as exc:  # a bug: say so in one line, the traceback with --debug
         if args.debug:
             raise
+        error = disk_error(exc, final_name(getattr(exc, "filename", None) or "an output"))
+        if error is not None:  # a full disk or a refused write, even where the library did not say so plainly
+            return fail("input", str(error), EXIT_ERROR)
         text = str(exc).splitlines()[0] if str(exc) else ""
         if "out of memory" in text.lower():
             return fail("memory", f"Out of memory on the device ({text}). Try --device cpu or fewer bands.", EXIT_ERROR)

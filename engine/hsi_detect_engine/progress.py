@@ -64,6 +64,12 @@ class Progress:
             event["loss"] = float(loss)
         self.callback(event)
 
+    def finish(self, stage: str, message: str = ""):
+        """The last event of a run whose outputs are in place: a cancel arriving now changes nothing."""
+        if self.callback is not None:
+            self.callback({"stage": stage, "fraction": 1.0, "overall": round(self.overall(stage, 1.0), 4),
+                           "message": message})
+
     def log(self, message: str):
         """A message for the log that moves no progress bar."""
         if self.callback is not None:

@@ -220,14 +220,15 @@ def preset_pair(name: str, data_dir: str, seed: int = 0, **kwargs) -> SimulatedP
 def write_pair(pair: SimulatedPair, prefix: str) -> dict:
     """Write prefix_t1.tif, prefix_t2.tif (float32) and prefix_gt.tif (uint8) without georeference."""
     from .io.cube import Georef
+    from .io.transaction import FILE, OutputTransaction
     from .io.writer import write_raster
 
     georef = Georef(pair.gt.shape[0], pair.gt.shape[1])
-    paths = {k: f"{prefix}_{k}.tif" for k in ("t1", "t2", "gt")}
-    write_raster(paths["t1"], pair.t1, georef)
-    write_raster(paths["t2"], pair.t2, georef)
-    write_raster(paths["gt"], pair.gt, georef, dtype="uint8")
-    return paths
+    with OutputTransaction({k: (f"{prefix}_{k}.tif", FILE) for k in ("t1", "t2", "gt")}) as txn:
+        write_raster(txn.path("t1"), pair.t1, georef)
+        write_raster(txn.path("t2"), pair.t2, georef)
+        write_raster(txn.path("gt"), pair.gt, georef, dtype="uint8")
+        return txn.commit()
 
 
 def main(argv=None) -> int:

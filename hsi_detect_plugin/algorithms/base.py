@@ -4,7 +4,7 @@ All computation happens in the engine's child process (engine_runner). An algori
 subclass names its engine command and method, its parameters and its help text.
 """
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
@@ -52,7 +52,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         engine = Engine.find(self.engine_modules())
         arguments, outputs = self.engine_arguments(parameters, context, feedback)
-        result = engine.run(self.COMMAND, arguments, feedback, list(outputs.values()))
+        result = engine.run(self.COMMAND, arguments, feedback)
         return self.results(result, outputs, context)
 
     def engine_modules(self) -> tuple:
@@ -77,11 +77,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
 
-    def add_bands(self, parent: str):
-        self.add(QgsProcessingParameterBand("BANDS", "Bands (default: all)", None, parent, optional=True,
-                                            allowMultiple=True),
-                 "Band numbers to use, as QGIS numbers them (1 is the first band). Leave empty for all bands; "
-                 "leaving out noisy or water-absorption bands often helps.")
+    def add_bands(self):
+        self.add(QgsProcessingParameterString("BANDS", "Bands (e.g. 1-50,60,70-120; empty: all)", optional=True),
+                 "Band numbers to use, as QGIS numbers them (1 is the first band): single numbers and ranges "
+                 "separated by commas, such as 1-50,60,70-120. Leave empty for all bands; leaving out noisy or "
+                 "water-absorption bands often helps.")
 
     def add_threshold(self, what: str):
         self.add(QgsProcessingParameterEnum("THRESHOLD_METHOD", "Threshold for the binary map",
@@ -137,8 +137,14 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return self.input_file(parameters, name, label, context, feedback)
 
     def bands_arguments(self, parameters, context) -> list:
-        bands = self.parameterAsInts(parameters, "BANDS", context)
-        return ["--bands", ",".join(str(b) for b in bands)] if bands else []
+        """The typed list, passed on as it is: the engine checks it against the image's band count.
+        A list of values (a script's [1, 2, 3], or BANDS=1 BANDS=2 in qgis_process) is joined with commas."""
+        value = parameters.get("BANDS")
+        if isinstance(value, (list, tuple)):
+            bands = ",".join(str(v).strip() for v in value)
+        else:
+            bands = self.parameterAsString(parameters, "BANDS", context).strip()
+        return ["--bands", bands] if bands else []
 
     def threshold_arguments(self, parameters, context) -> list:
         args = ["--threshold", self.parameterAsEnumString(parameters, "THRESHOLD_METHOD", context)]

@@ -34,7 +34,7 @@ class AnomalyDetector(Detector):
     def initAlgorithm(self, config=None):
         self.add(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
                  "The image to search for anomalies: any raster with three or more bands.")
-        self.add_bands("INPUT")
+        self.add_bands()
         if self.NETWORK:
             self.add_network_run(self.METHOD_PARAMETERS)
         self.add_threshold("anomalies")
@@ -73,7 +73,7 @@ class ChangeDetector(Detector):
         self.add(QgsProcessingParameterRasterLayer("INPUT_T2", "Image, second date"),
                  "The later image, with the same bands as the first. When its grid differs it is resampled "
                  "onto the first date's grid (see GRID).")
-        self.add_bands("INPUT_T1")
+        self.add_bands()
         if self.NETWORK:
             self.add(QgsProcessingParameterRasterLayer("TRAINING_MASK", "Unchanged pixels to train on",
                                                        optional=True),

@@ -6,11 +6,8 @@ import base64
 import datetime
 import html
 import io
-import os
-import uuid
 
 from .. import __version__
-from ..io.paths import check_output_path
 
 
 def roc_png(fpr, tpr, auc: float) -> bytes:
@@ -35,8 +32,8 @@ def roc_png(fpr, tpr, auc: float) -> bytes:
     return buf.getvalue()
 
 
-def write_accuracy_report(path: str, figures: dict, fpr, tpr, title: str, inputs=()) -> str:
-    path = check_output_path(path, inputs)
+def write_accuracy_report(path: str, figures: dict, fpr, tpr, title: str) -> str:
+    """Write the report to ``path`` (a run's temporary)."""
     png = base64.b64encode(roc_png(fpr, tpr, figures["auc"])).decode("ascii")
     c = figures["confusion"]
     rows = "".join(f"<tr><th>{name}</th><td>{figures[key]:.4f}</td></tr>" for name, key in
@@ -61,8 +58,6 @@ Labelled pixels: {figures['labelled_pixels']} ({figures['positive_pixels']} posi
 <p style="color:#777">hsi-detect {__version__}, {datetime.datetime.now().isoformat(timespec='seconds')}</p>
 </body></html>
 """
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
     return path

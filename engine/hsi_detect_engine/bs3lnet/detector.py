@@ -201,7 +201,7 @@ def _load(model_path: str, bands: int):
 
 
 def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_path=None, save_model=None,
-           inputs=(), progress: Progress = None):
+           progress: Progress = None):
     """Train BS3LNet on ``cube`` (or apply a saved model) and return (raw score, info)."""
     import torch
 
@@ -252,6 +252,6 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
         tensors["scaling.offset"] = torch.from_numpy(np.asarray(stats["offset"], dtype=np.float32))
         tensors["scaling.scale"] = torch.from_numpy(np.asarray(stats["scale"], dtype=np.float32))
         config = {"bands": bands, **{k: p[k] for k in p}}
-        info["saved_model"] = write_model(save_model, "bs3lnet", tensors, config, inputs)
+        info["saved_model"] = write_model(save_model, "bs3lnet", tensors, config)
     info["parameters"] = p
     return score, info

@@ -126,13 +126,13 @@ def _load(model_path: str, bands: int, dev):
 
 
 def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] = None, device: str = "auto",
-           seed: int = 1, model_path: Optional[str] = None, save_model: Optional[str] = None, inputs=(),
+           seed: int = 1, model_path: Optional[str] = None, save_model: Optional[str] = None,
            progress: Optional[Progress] = None):
     """Train HyperNet on the pair (or load a model) and compare the two dates' features.
 
     Returns (change magnitude (rows, cols) float32, |f1 - f2| (rows, cols, 2h) float32, info).
-    Invalid pixels are 0 in both arrays. A saved model is written last, so that a
-    cancelled run leaves no file.
+    Invalid pixels are 0 in both arrays. ``save_model``: where to write the trained model
+    (the pipeline's transaction gives a temporary path).
     """
     from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
     from ..training import train
@@ -189,7 +189,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     if save_model and not model_path:
         config = {"bands": bands, "hidden": model.hidden, "scaling": scaling, "seed": seed,
                   "params": {k: v for k, v in p.items()}}
-        info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config, inputs)
+        info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config)
     return magnitude, diff, info
 
 

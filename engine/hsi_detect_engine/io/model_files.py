@@ -8,32 +8,23 @@ the network. Loading executes nothing from the file.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 
 from .. import __version__
 from ..errors import HsiDetectError
-from .paths import check_input_path, check_output_path
+from .paths import check_input_path
 
 FORMAT = "hsi-detect-model"
 FORMAT_VERSION = "1"
 METHOD_TITLES = {"bs3lnet": "BS3LNet (anomaly detection)", "hypernet": "HyperNet (change detection)"}
 
 
-def save_model(path: str, method: str, tensors: dict, config: dict, inputs=()) -> str:
-    """Write tensors (name -> torch.Tensor) and a JSON-able config atomically."""
+def save_model(path: str, method: str, tensors: dict, config: dict) -> str:
+    """Write tensors (name -> torch.Tensor) and a JSON-able config to ``path`` (a run's temporary)."""
     from safetensors.torch import save_file
 
-    path = check_output_path(path, inputs)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
               "engine_version": __version__, "config": json.dumps(config, sort_keys=True)}
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path, metadata=header)
     return path
 
 

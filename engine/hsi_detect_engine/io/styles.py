@@ -83,10 +83,9 @@ def _rgba(hex_colour: str) -> str:
     return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4)) + ",255"
 
 
-def write_qml(raster_path: str, text: str) -> str:
-    path = qml_path(raster_path)
-    tmp = path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as f:
+def write_qml(raster_path: str, text: str, path: str = None) -> str:
+    """Write the style of ``raster_path`` to ``path`` (default: beside the raster, same base name)."""
+    path = path or qml_path(raster_path)
+    with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
     return path

@@ -1,23 +1,20 @@
 """Writing result rasters: tiled, compressed GeoTIFFs with a .qml style beside each.
 
-A raster is written to a temporary name in the target folder and renamed only when
-complete, so a failed or cancelled run never leaves a partial file under the requested
-name.
+The writers write to the path they are given. A run writes to its OutputTransaction's
+temporary paths, which the transaction renames into place once every output is complete.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..errors import HsiDetectError
 from .cube import Georef
 from .gdal_utils import gdal as _gdal, short_error as _short
-from .paths import check_output_path
 from .styles import binary_qml, score_qml, write_qml
+from .transaction import final_name
 
 SCORE_NODATA = -9999.0
 CLASS_NODATA = 255
@@ -26,43 +23,39 @@ _GDAL_TYPES = {"float32": "Float32", "uint8": "Byte", "int16": "Int16", "uint16"
 
 
 class RasterWriter:
-    """Write a GeoTIFF, whole or block by block, to a temporary file; rename it into place on success.
-
-    Use as a context manager: leaving the block with an exception (a failure or a
-    cancellation) deletes the temporary file and leaves nothing under the target name.
-    """
+    """Write a GeoTIFF, whole or block by block. Use as a context manager: leaving the block
+    closes the file, and a write that failed (a full disk) raises HsiDetectError."""
 
     def __init__(self, path: str, georef: Georef, *, bands: int = 1, dtype: str = "float32",
                  nodata: Optional[float] = None, band_names: Optional[Sequence[str]] = None,
-                 inputs: Iterable[str] = (), metadata: Optional[dict] = None):
-        self.path = check_output_path(path, inputs)
+                 metadata: Optional[dict] = None):
+        self.path = path
         self.georef = georef
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         self.bands = bands
-        folder = os.path.dirname(os.path.abspath(self.path))
-        self.tmp_path = os.path.join(folder, f".{os.path.basename(self.path)}.{uuid.uuid4().hex[:8]}.partial.tif")
         gdal = _gdal()
         driver = gdal.GetDriverByName("GTiff")
         predictor = "3" if self.dtype.kind == "f" else "2"
         options = ["TILED=YES", "COMPRESS=DEFLATE", f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER"]
-        try:
-            self._ds = driver.Create(self.tmp_path, georef.width, georef.height, bands,
+        with self._failure("create"):
+            self._ds = driver.Create(self.path, georef.width, georef.height, bands,
                                      getattr(gdal, "GDT_" + _GDAL_TYPES[self.dtype.name]), options)
-        except RuntimeError as exc:
-            raise HsiDetectError(f"Cannot create {self.path} ({_short(exc)}). Check that the folder is writable and has space.") from None
-        if georef.geotransform:
-            self._ds.SetGeoTransform(georef.geotransform)
-        if georef.crs_wkt:
-            self._ds.SetProjection(georef.crs_wkt)
-        if metadata:
-            self._ds.SetMetadata({str(k): str(v) for k, v in metadata.items()})
-        for i in range(bands):
-            band = self._ds.GetRasterBand(i + 1)
-            if nodata is not None:
-                band.SetNoDataValue(float(nodata))
-            if band_names:
-                band.SetDescription(str(band_names[i]))
+            if georef.geotransform:
+                self._ds.SetGeoTransform(georef.geotransform)
+            if georef.crs_wkt:
+                self._ds.SetProjection(georef.crs_wkt)
+            if metadata:
+                self._ds.SetMetadata({str(k): str(v) for k, v in metadata.items()})
+            for i in range(bands):
+                band = self._ds.GetRasterBand(i + 1)
+                if nodata is not None:
+                    band.SetNoDataValue(float(nodata))
+                if band_names:
+                    band.SetDescription(str(band_names[i]))
+
+    def _failure(self, what: str):
+        return _GdalFailure(f"Cannot {what} {final_name(self.path)}")
 
     def write(self, array: np.ndarray, row: int = 0, col: int = 0):
         """Write a (rows, cols) or (rows, cols, bands) block at (row, col)."""
@@ -71,40 +64,48 @@ class RasterWriter:
             arr = arr[:, :, None]
         if arr.shape[2] != self.bands:
             raise ValueError(f"block has {arr.shape[2]} bands, raster has {self.bands}")
-        for i in range(self.bands):
-            self._ds.GetRasterBand(i + 1).WriteArray(arr[:, :, i].astype(self.dtype, copy=False), col, row)
+        with self._failure("write"):
+            for i in range(self.bands):
+                self._ds.GetRasterBand(i + 1).WriteArray(arr[:, :, i].astype(self.dtype, copy=False), col, row)
 
-    def commit(self):
-        self._ds.FlushCache()
-        self._ds = None
-        os.replace(self.tmp_path, self.path)
-        aux = self.tmp_path + ".aux.xml"
-        if os.path.exists(aux):
-            os.replace(aux, self.path + ".aux.xml")
-
-    def abort(self):
-        self._ds = None
-        for p in (self.tmp_path, self.tmp_path + ".aux.xml"):
-            if os.path.exists(p):
-                os.remove(p)
+    def close(self):
+        """Flush and close; then reopen the file, so that a file GDAL failed to finish is caught."""
+        if self._ds is None:
+            return
+        with self._failure("write"):
+            self._ds.FlushCache()
+            self._ds = None
+            _gdal().Open(self.path).GetRasterBand(self.bands)
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            try:
-                self.commit()
-            except Exception:
-                self.abort()
-                raise
+            self.close()
         else:
-            self.abort()
+            self._ds = None
+        return False
+
+
+class _GdalFailure:
+    """Turns GDAL's RuntimeError (disk full, permission denied) into one sentence for the user."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, RuntimeError):
+            raise HsiDetectError(f"{self.what} ({_short(exc)}). Check that the folder is writable and has "
+                                 "enough free space; earlier outputs were left as they were.") from None
         return False
 
 
 def write_raster(path: str, array: np.ndarray, georef: Georef, *, valid: Optional[np.ndarray] = None,
-                 nodata: Optional[float] = None, dtype: str = "float32", inputs: Iterable[str] = (),
+                 nodata: Optional[float] = None, dtype: str = "float32",
                  band_names: Optional[Sequence[str]] = None, metadata: Optional[dict] = None) -> str:
     """Write a whole (rows, cols[, bands]) array; invalid pixels take the nodata value."""
     arr = np.asarray(array)
@@ -114,26 +115,26 @@ def write_raster(path: str, array: np.ndarray, georef: Georef, *, valid: Optiona
         arr = arr.astype(dtype, copy=True)
         arr[~valid] = nodata
     bands = 1 if arr.ndim == 2 else arr.shape[2]
-    with RasterWriter(path, georef, bands=bands, dtype=dtype, nodata=nodata, inputs=inputs,
-                      band_names=band_names, metadata=metadata) as w:
+    with RasterWriter(path, georef, bands=bands, dtype=dtype, nodata=nodata, band_names=band_names,
+                      metadata=metadata) as w:
         w.write(arr)
     return path
 
 
-def write_score(path: str, score: np.ndarray, valid: np.ndarray, georef: Georef, inputs=(),
-                name: str = "score", metadata: dict = None) -> str:
-    """A float32 score map; invalid pixels are nodata (-9999)."""
+def write_score(path: str, score: np.ndarray, valid: np.ndarray, georef: Georef, name: str = "score",
+                metadata: dict = None, style: Optional[str] = None) -> str:
+    """A float32 score map and its .qml (at ``style``, default beside it); invalid pixels are nodata (-9999)."""
     write_raster(path, score.astype(np.float32), georef, valid=valid, nodata=SCORE_NODATA,
-                 dtype="float32", inputs=inputs, band_names=[name], metadata=metadata)
+                 dtype="float32", band_names=[name], metadata=metadata)
     v = score[valid]
-    write_qml(path, score_qml(float(v.min()), float(v.max()), name))
+    write_qml(path, score_qml(float(v.min()), float(v.max()), name), style)
     return path
 
 
-def write_binary(path: str, classes: np.ndarray, georef: Georef, inputs=(), label: str = "detected",
-                 metadata: dict = None) -> str:
-    """A uint8 map: 1 detected, 0 background, 255 nodata."""
+def write_binary(path: str, classes: np.ndarray, georef: Georef, label: str = "detected",
+                 metadata: dict = None, style: Optional[str] = None) -> str:
+    """A uint8 map (1 detected, 0 background, 255 nodata) and its .qml (at ``style``, default beside it)."""
     write_raster(path, classes.astype(np.uint8), georef, nodata=CLASS_NODATA, dtype="uint8",
-                 inputs=inputs, band_names=[label], metadata=metadata)
-    write_qml(path, binary_qml(label))
+                 band_names=[label], metadata=metadata)
+    write_qml(path, binary_qml(label), style)
     return path
