@@ -11,6 +11,7 @@ from .errors import HsiDetectError
 from .io.paths import check_output_path
 from .io.reader import read_cube
 from .io.writer import write_binary, write_score
+from .parameters import BS3LNET, check_run_options, check_threshold, refuse_network_options, resolve
 from .progress import Progress
 from .thresholds import binarize, choose_threshold
 
@@ -30,6 +31,12 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
+    if method == "bs3lnet":
+        params = resolve(BS3LNET, params)
+        seed = check_run_options(seed, device)
+    else:
+        refuse_network_options(method, "bs3lnet", params, model, save_model)
+    check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     for out in [output, binary, save_model]:
@@ -47,7 +54,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     else:
         from .bs3lnet.detector import detect as bs3lnet_detect
 
-        raw, info = bs3lnet_detect(cube, params or {}, device=device, seed=seed, model_path=model,
+        raw, info = bs3lnet_detect(cube, params, device=device, seed=seed, model_path=model,
                                    save_model=save_model, inputs=inputs, progress=progress)
         summary.update(info)
     score = minmax_normalise(raw, cube.valid)

@@ -16,6 +16,7 @@ from .io.pairs import read_pair, read_training_mask
 from .io.paths import check_output_path
 from .io.styles import qml_path
 from .io.writer import write_binary, write_score
+from .parameters import HYPERNET, check_run_options, check_threshold, refuse_network_options, resolve
 from .progress import Progress
 from .thresholds import binarize, choose_threshold
 
@@ -33,6 +34,12 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
+    if method == "hypernet":
+        params = resolve(HYPERNET, params)
+        seed = check_run_options(seed, device)
+    else:
+        refuse_network_options(method, "hypernet", params, model, save_model)
+    check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     for out in [output, anomalous, binary, save_model]:
@@ -53,7 +60,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     else:
         from .hypernet.detector import detect as hypernet_detect
 
-        magnitude, diff, info = hypernet_detect(pair, params or {}, training_mask=mask, device=device, seed=seed,
+        magnitude, diff, info = hypernet_detect(pair, params, training_mask=mask, device=device, seed=seed,
                                                 model_path=model, save_model=save_model, inputs=inputs,
                                                 progress=progress)
         summary.update(info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import HsiDetectError
+from .parameters import THRESHOLDS
 
 
 def _finite_scores(values: np.ndarray) -> np.ndarray:
@@ -127,7 +128,7 @@ def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = No
         if fraction is None:
             raise HsiDetectError("Threshold method 'fraction' needs the top fraction of pixels to mark.")
         return top_fraction_threshold(values, fraction)
-    raise HsiDetectError(f"Unknown threshold method '{method}'. Use otsu, kmeans, min-error, value or fraction.")
+    raise HsiDetectError(f"Unknown threshold method '{method}'. Use one of: {', '.join(THRESHOLDS)}.")
 
 
 def binarize(score: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:

@@ -13,8 +13,8 @@ from .metrics import accuracy_figures, labelled_pixels, roc_points
 def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = None, positive: float = 1,
              report: Optional[str] = None, title: str = "Detection accuracy") -> dict:
     """AUC, OA, Kappa, F1, precision and recall of a map; optionally an HTML report."""
-    score, nodata, _ = read_single_band(map_path)
-    gt, gt_nodata, _ = read_single_band(truth_path)
+    score, nodata, _ = read_single_band(map_path, what="map")
+    gt, gt_nodata, _ = read_single_band(truth_path, what="ground truth")
     if unlabelled is None and gt_nodata is not None:
         unlabelled = gt_nodata
     score = score.astype(np.float64)

@@ -26,7 +26,7 @@ def select_bands(bands: Optional[Sequence[int]], count: int, path: str = "") -> 
 
 
 def parse_band_list(text: str) -> list:
-    """Parse '1,2,5-10' into [1, 2, 5, 6, ..., 10]."""
+    """Parse '1,2,5-10' into [1, 2, 5, 6, ..., 10]; a list that names no band is refused."""
     out = []
     for part in str(text).replace(" ", "").split(","):
         if not part:
@@ -41,4 +41,7 @@ def parse_band_list(text: str) -> list:
             out.append(int(part))
         else:
             raise HsiDetectError(f"'{part}' is not a band number or range. Use 1-based numbers such as 1,2,5-10.")
+    if not out:
+        raise HsiDetectError(f"The band list '{text}' names no band. Give 1-based numbers such as 1,2,5-10, or "
+                             "leave the band option out to use every band.")
     return out
