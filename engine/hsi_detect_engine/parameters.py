@@ -76,11 +76,12 @@ BS3LNET = Parameters("BS3LNet", [
           "instance normalisation.", choices=("batch", "instance"), advanced=True),
     Param("loss", str, "l1", "Loss at the blind pixels", "Training loss at the blind pixels: l1 (the paper) or l2.",
           choices=("l1", "l2"), advanced=True),
-    Param("learning_rate", float, 1e-4, "Learning rate", "Adam learning rate.", minimum=0, maximum=1,
+    Param("learning_rate", float, 1e-4, "Learning rate", "Learning rate of the Adam optimiser: the size of its training steps.", minimum=0, maximum=1,
           above_minimum=True, advanced=True),
     Param("beta1", float, 0.5, "Adam beta1", "Adam's beta1, the decay of its first moment.", minimum=0, maximum=1,
           below_maximum=True, advanced=True),
-    Param("weight_decay", float, 1e-5, "Weight decay", "Adam weight decay.", minimum=0, maximum=1, advanced=True),
+    Param("weight_decay", float, 1e-5, "Weight decay", "Weight decay of the Adam optimiser: it pulls the weights towards 0.", minimum=0,
+          maximum=1, advanced=True),
     Param("batch_size", int, 100, "Batch size (patches)", "Patches per training batch.", minimum=1,
           maximum=100000, advanced=True),
     Param("iterations", int, 100, "Training iterations (batches)",
@@ -131,11 +132,13 @@ HYPERNET = Parameters("HyperNet", [
           minimum=0, maximum=512, advanced=True),
     Param("gamma", float, 1.0, "Focal exponent", "Exponent of the focal cosine loss; 0 is the plain cosine.",
           minimum=0, maximum=100, advanced=True),
-    Param("learning_rate", float, 0.05, "Learning rate", "SGD learning rate, decayed along a cosine.", minimum=0,
+    Param("learning_rate", float, 0.05, "Learning rate", "Learning rate of the SGD optimiser, decayed along a cosine to 0.",
+          minimum=0,
           maximum=10, above_minimum=True, advanced=True),
-    Param("momentum", float, 0.9, "Momentum", "SGD momentum.", minimum=0, maximum=1, below_maximum=True,
+    Param("momentum", float, 0.9, "Momentum", "Momentum of the SGD optimiser.", minimum=0, maximum=1, below_maximum=True,
           advanced=True),
-    Param("weight_decay", float, 1e-4, "Weight decay", "SGD weight decay.", minimum=0, maximum=1, advanced=True),
+    Param("weight_decay", float, 1e-4, "Weight decay", "Weight decay of the SGD optimiser: it pulls the weights towards 0.", minimum=0,
+          maximum=1, advanced=True),
     Param("epochs", int, 200, "Training epochs",
           "Training epochs; one epoch is one forward and backward pass of both dates (or of one crop of them).",
           minimum=1, maximum=10**6),
@@ -185,7 +188,7 @@ THRESHOLD_HELP = ("otsu (automatic), kmeans (two clusters), min-error (Kittler-I
                   "(a given score) or fraction (a given share of the highest-scoring pixels)")
 
 SEED = Param("seed", int, 1, "Random seed", "Seed of the random numbers (weights, sampling): the same seed on the "
-             "same device gives the same result.", minimum=0, maximum=2**32 - 1)
+             "same device gives the same result.", minimum=0, maximum=2**31 - 1)  # a QGIS spin box holds 32 bits
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
