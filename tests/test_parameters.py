@@ -123,8 +123,8 @@ def test_the_api_refuses_a_bad_threshold_before_computing(tmp_path, threshold, v
             run_anomaly(HYDICE, str(tmp_path / "s.tif"), binary=str(tmp_path / "b.tif"), method=method,
                         threshold=threshold, threshold_value=value, top_fraction=fraction)
     with pytest.raises(HsiDetectError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        run_change(T1, T2, str(tmp_path / "c.tif"), method="cva", threshold=threshold, threshold_value=value,
-                   top_fraction=fraction)
+        run_change(T1, T2, str(tmp_path / "c.tif"), binary=str(tmp_path / "b.tif"), method="cva",
+                   threshold=threshold, threshold_value=value, top_fraction=fraction)
     assert os.listdir(tmp_path) == []
 
 
@@ -199,7 +199,6 @@ SCALING = {"scaling.offset": np.zeros(HYDICE_BANDS, np.float32), "scaling.scale"
 
 
 @pytest.mark.parametrize("change, tensors, phrase", [
-    ({"features": 200000}, SCALING, "BS3LNet parameter features must be between 1 and 512 (got 200000)"),
     ({"blocks": 100000}, SCALING, "BS3LNet parameter blocks must be between 0 and 16 (got 100000)"),
     ({"norm": "bogus"}, SCALING, "BS3LNet parameter norm must be one of batch, instance (got 'bogus')"),
     ({"features": 8.5}, SCALING, "BS3LNet parameter features must be a whole number (got 8.5)"),
@@ -210,9 +209,19 @@ SCALING = {"scaling.offset": np.zeros(HYDICE_BANDS, np.float32), "scaling.scale"
 def test_a_crafted_bs3lnet_model_is_refused_before_any_network_is_built(tmp_path, change, tensors, phrase):
     config = {k: v for k, v in dict(GOOD_BS3LNET, **change).items() if v is not None}
     model = craft_model(tmp_path / "crafted.safetensors", "bs3lnet", config, dict(tensors, w=np.zeros(3, np.float32)))
+    with pytest.raises(HsiDetectError) as refused:
+        run_anomaly(HYDICE, str(tmp_path / "s.tif"), model=model, device="cpu")
+    assert "is damaged or was not written by this tool" in str(refused.value) and phrase in str(refused.value)
+    assert sorted(os.listdir(tmp_path)) == ["crafted.safetensors"]
+
+
+def test_cli_refuses_a_crafted_model_that_claims_a_huge_network_with_exit_1(tmp_path):
+    model = craft_model(tmp_path / "crafted.safetensors", "bs3lnet", dict(GOOD_BS3LNET, features=200000),
+                        dict(SCALING, w=np.zeros(3, np.float32)))
     done = run("anomaly", HYDICE, "--output", str(tmp_path / "s.tif"), "--device", "cpu", "--model", model)
     line = one_error_line(done)
-    assert "is damaged or was not written by this tool" in line and phrase in line
+    assert "is damaged or was not written by this tool" in line
+    assert "BS3LNet parameter features must be between 1 and 512 (got 200000)" in line
     assert sorted(os.listdir(tmp_path)) == ["crafted.safetensors"]
 
 

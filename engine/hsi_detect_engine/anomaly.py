@@ -36,7 +36,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         seed = check_run_options(seed, device)
     else:
         refuse_network_options(method, "bs3lnet", params, model, save_model)
-    check_threshold(threshold, threshold_value, top_fraction)
+    if binary:
+        check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     for out in [output, binary, save_model]:

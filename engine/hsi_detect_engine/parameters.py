@@ -202,7 +202,7 @@ def check(param: Param, value, title: str):
     """``value`` converted to the parameter's type, or an HsiDetectError naming the parameter."""
     what = f"{title} parameter {param.name}"
     if param.type is bool:
-        if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        if not isinstance(value, bool) and type(value).__name__ != "bool_":  # numpy's bool_ is no bool subclass
             raise _error(f"{what} must be True or False (got {value!r}).")
         return bool(value)
     if param.type is str:
@@ -255,7 +255,7 @@ def check_run_options(seed, device: str) -> int:
 
 
 def check_threshold(method: str, value=None, fraction=None):
-    """The threshold method and the number it needs, checked before anything is computed."""
+    """The threshold method of a binary map and the number it needs, checked before anything is computed."""
     if method not in THRESHOLDS:
         raise _error(f"Threshold method must be one of {', '.join(THRESHOLDS)} (got {method!r}).")
     if method == "value" and (isinstance(value, bool) or not isinstance(value, numbers.Real)
