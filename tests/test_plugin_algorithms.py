@@ -267,6 +267,11 @@ def test_a_failed_run_keeps_the_earlier_output_and_its_style(hsidetect, tmp_path
     assert_fails("rx", {"INPUT": HYDICE, "THRESHOLD_METHOD": "value", "OUTPUT": str(tmp_path / "s.tif"),
                         "OUTPUT_BINARY": str(tmp_path / "b.tif")}, "needs a threshold value")
     assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
+def test_a_value_the_engine_refuses_reaches_qgis_as_the_engine_sentence(hsidetect, tmp_path):
+    """BETA1 1 is inside the QGIS bounds [0, 1]; the engine's declaration refuses 1 itself."""
+    assert_fails("bs3lnet", dict(TINY_BS3LNET, INPUT=HYDICE, BETA1=1, OUTPUT=str(tmp_path / "s.tif")),
+                 "BS3LNet parameter beta1 must be at least 0 and below 1 (got 1.0).")
+    assert os.listdir(tmp_path) == []
 
 
 def test_dates_with_different_band_counts(hsidetect, tmp_path):

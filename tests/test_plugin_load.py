@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -82,20 +83,66 @@ def test_help_is_plain_text_that_cites_the_paper_and_gives_times(hsidetect, name
             assert output in text, f"the help of {name} does not explain {output}"
 
 
-@pytest.mark.parametrize("name, engine_list", [("bs3lnet", "BS3LNET"), ("hypernet", "HYPERNET")])
-def test_network_parameters_mirror_the_engine(hsidetect, name, engine_list):
+@pytest.mark.parametrize("name, declared", [("bs3lnet", "BS3LNET"), ("hypernet", "HYPERNET")])
+def test_network_parameters_are_built_from_the_engine_declaration(hsidetect, name, declared):
+    from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterNumber
+
     from hsi_detect_engine import parameters
 
     algorithm = hsidetect.algorithm(name)
-    engine = {p.name: p for p in getattr(parameters, engine_list)}
-    plugin = {p.name: p for p in algorithm.METHOD_PARAMETERS}
-    assert sorted(plugin) == sorted(engine)
-    for key, mine in plugin.items():
-        theirs = engine[key]
-        assert (mine.type, mine.default, tuple(mine.choices or ())) == \
-               (theirs.type, theirs.default, tuple(theirs.choices or ())), key
-        definition = algorithm.parameterDefinition(key.upper())
-        assert definition is not None and definition.defaultValue() == theirs.default
+    params = getattr(parameters, declared)
+    lowest = QgsProcessingParameterNumber("X", "", QgsProcessingParameterNumber.Double)
+    for p in params:
+        d = algorithm.parameterDefinition(p.name.upper())
+        assert d is not None, p.name
+        assert (d.description(), d.defaultValue()) == (p.label, p.default), p.name
+        assert d.help().startswith(p.help), p.name
+        if p.paper is not None:
+            assert "The paper: " in d.help(), p.name
+        assert bool(d.flags() & QgsProcessingParameterDefinition.FlagAdvanced) == p.advanced, p.name
+        if p.choices:
+            assert d.type() == "enum" and d.options() == list(p.choices) and d.usesStaticStrings(), p.name
+        elif p.type is bool:
+            assert d.type() == "boolean", p.name
+        else:
+            kind = QgsProcessingParameterNumber.Integer if p.type is int else QgsProcessingParameterNumber.Double
+            assert d.type() == "number" and d.dataType() == kind, p.name
+            assert d.minimum() == (lowest.minimum() if p.minimum is None else p.minimum), p.name
+            assert d.maximum() == (lowest.maximum() if p.maximum is None else p.maximum), p.name
+    assert algorithm.parameterDefinition("WEIGHT_DECAY").metadata()["widget_wrapper"]["decimals"] >= 8
+    assert algorithm.parameterDefinition("THRESHOLD_METHOD").options() == list(parameters.THRESHOLDS)
+    seed = algorithm.parameterDefinition("SEED")
+    assert (seed.minimum(), seed.maximum(), seed.defaultValue()) == \
+           (parameters.SEED.minimum, parameters.SEED.maximum, parameters.SEED.default)
+    own = {d.name() for d in algorithm.parameterDefinitions()} - PARAMETERS[name]
+    assert own - {"THRESHOLD_METHOD", "THRESHOLD_VALUE", "TOP_FRACTION", "GRID"} == {p.name.upper() for p in params}
+
+
+def test_without_the_engine_source_the_provider_loads_and_a_run_says_how_to_reinstall(tmp_path):
+    """The plugin folder alone (no engine/ inside or beside it): QGIS still lists every algorithm."""
+    shutil.copytree(os.path.join(REPO, "hsi_detect_plugin"), tmp_path / "plugins" / "hsi_detect_plugin",
+                    ignore=shutil.ignore_patterns("__pycache__", "engine"))
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], '/usr/share/qgis/python/plugins']\n"
+        "from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        "import hsi_detect_plugin\n"
+        "plugin = hsi_detect_plugin.classFactory(None); plugin.initProcessing()\n"
+        "provider = QgsApplication.processingRegistry().providerById('hsidetect')\n"
+        "print(sorted(a.name() for a in provider.algorithms()))\n"
+        "algorithm = provider.algorithm('bs3lnet').create()\n"
+        "try:\n"
+        "    algorithm.processAlgorithm({}, QgsProcessingContext(), QgsProcessingFeedback())\n"
+        "except QgsProcessingException as exc:\n"
+        "    print(exc)\n"
+        "plugin.unload()\n")
+    done = subprocess.run([VENV_PYTHON, "-c", code, str(tmp_path / "plugins")], capture_output=True, text=True,
+                          timeout=120, env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin",
+                                            "HOME": str(tmp_path), "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2] == str(sorted(ALGORITHMS))
+    assert "engine's source is missing" in lines[-1] and "Reinstall the plugin" in lines[-1]
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
@@ -111,7 +158,11 @@ def test_the_toolbox_dialog_and_the_batch_panel_build_a_widget_for_every_paramet
     dialog = AlgorithmDialog(algorithm.create(), False, None)
     batch = BatchAlgorithmDialog(algorithm.create())
     try:
-        assert set(dialog.mainWidget().wrappers) == {p.name() for p in algorithm.parameterDefinitions()}
+        wrappers = dialog.mainWidget().wrappers
+        assert set(wrappers) == {p.name() for p in algorithm.parameterDefinitions()}
+        for p in algorithm.parameterDefinitions():  # the widgets hold the declared defaults (no overflow, no rounding)
+            if p.type() == "number" and p.defaultValue() is not None:
+                assert wrappers[p.name()].parameterValue() == pytest.approx(p.defaultValue()), p.name()
         assert batch.mainWidget().tblParameters.columnCount() >= len(algorithm.parameterDefinitions())
     finally:
         dialog.deleteLater()

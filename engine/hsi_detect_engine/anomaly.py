@@ -11,8 +11,9 @@ from .errors import HsiDetectError
 from .io.reader import read_cube
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
+from .parameters import BS3LNET, check_run_options, check_threshold, refuse_network_options, resolve
 from .progress import Progress
-from .thresholds import binarize, check_threshold_options, choose_threshold
+from .thresholds import binarize, choose_threshold
 
 METHODS = ("bs3lnet", "rx")
 
@@ -30,9 +31,13 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
-    check_threshold_options(threshold, threshold_value, top_fraction)
-    if save_model and method == "rx":
-        raise HsiDetectError("RX trains no model to save. Leave out the model file to save, or use --method bs3lnet.")
+    if method == "bs3lnet":
+        params = resolve(BS3LNET, params)
+        seed = check_run_options(seed, device)
+    else:
+        refuse_network_options(method, "bs3lnet", params, model, save_model)
+    if binary:
+        check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}
@@ -50,7 +55,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         else:
             from .bs3lnet.detector import detect as bs3lnet_detect
 
-            raw, info = bs3lnet_detect(cube, params or {}, device=device, seed=seed, model_path=model,
+            raw, info = bs3lnet_detect(cube, params, device=device, seed=seed, model_path=model,
                                        save_model=txn.path("model") if save_model else None, progress=progress)
             info.pop("saved_model", None)
             summary.update(info)

@@ -14,9 +14,10 @@ from .errors import HsiDetectError
 from .io.pairs import read_pair, read_training_mask
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
+from .parameters import HYPERNET, check_run_options, check_threshold, refuse_network_options, resolve
 from .progress import Progress
 from .scaling import scale_on_own_statistics
-from .thresholds import binarize, check_threshold_options, choose_threshold
+from .thresholds import binarize, choose_threshold
 
 METHODS = ("hypernet", "cva")
 
@@ -32,9 +33,13 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
-    check_threshold_options(threshold, threshold_value, top_fraction)
-    if save_model and method == "cva":
-        raise HsiDetectError("CVA trains no model to save. Leave out the model file to save, or use --method hypernet.")
+    if method == "hypernet":
+        params = resolve(HYPERNET, params)
+        seed = check_run_options(seed, device)
+    else:
+        refuse_network_options(method, "hypernet", params, model, save_model)
+    if binary:
+        check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),
@@ -56,7 +61,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         else:
             from .hypernet.detector import detect as hypernet_detect
 
-            magnitude, diff, info = hypernet_detect(pair, params or {}, training_mask=mask, device=device, seed=seed,
+            magnitude, diff, info = hypernet_detect(pair, params, training_mask=mask, device=device, seed=seed,
                                                     model_path=model, save_model=txn.path("model") if save_model else None,
                                                     progress=progress)
             info.pop("saved_model", None)

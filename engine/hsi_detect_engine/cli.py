@@ -15,7 +15,7 @@ import threading
 
 from . import __version__
 from .errors import Cancelled, HsiDetectError
-from .parameters import BS3LNET, HYPERNET
+from .parameters import BS3LNET, HYPERNET, SEED, THRESHOLD_HELP, THRESHOLDS
 from .progress import Progress
 from .io.bands import parse_band_ranges
 from .io.transaction import disk_error, final_name
@@ -67,13 +67,13 @@ def _common(p: argparse.ArgumentParser):
 
 def _run_options(p: argparse.ArgumentParser, what: str):
     p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
-    p.add_argument("--threshold", choices=("otsu", "kmeans", "min-error", "value", "fraction"), default="otsu",
-                   help="how the binary map is thresholded: Otsu, two-cluster k-means, Kittler-Illingworth minimum "
-                        "error, a given value or a given top fraction (default: otsu)")
+    p.add_argument("--threshold", choices=THRESHOLDS, default=THRESHOLDS[0],
+                   help=f"how the binary map is thresholded: {THRESHOLD_HELP} (default: {THRESHOLDS[0]})")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
     p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--seed", type=int, default=SEED.default,
+                   help=f"{SEED.help} {SEED.allowed().capitalize()} (default: {SEED.default})")
     p.add_argument("--save-model", metavar="MODEL", help=f"save the trained {what} network to this file")
     p.add_argument("--model", metavar="MODEL", help="apply this saved model instead of training")
 
@@ -83,8 +83,10 @@ def _method_options(p: argparse.ArgumentParser, params: list, title: str):
         return
     g = p.add_argument_group(title)
     for prm in params:
-        extra = f" (paper: {prm.paper})" if prm.paper is not None else ""
-        kwargs = {"dest": prm.name, "default": None, "help": f"{prm.help} (default: {prm.default}){extra}"}
+        limits = f"; {prm.allowed()}" if prm.allowed() else ""
+        extra = f"; paper: {prm.paper}" if prm.paper is not None else ""
+        kwargs = {"dest": prm.name, "default": None,
+                  "help": f"{prm.help} (default: {_shown(prm.default)}{extra}{limits})".replace("%", "%%")}
         if prm.type is bool:
             kwargs["type"] = _parse_bool
             kwargs["metavar"] = "yes|no"
@@ -93,6 +95,10 @@ def _method_options(p: argparse.ArgumentParser, params: list, title: str):
         if prm.choices:
             kwargs["choices"] = prm.choices
         g.add_argument(prm.flag, **kwargs)
+
+
+def _shown(value) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def _band_list(text: str) -> str:

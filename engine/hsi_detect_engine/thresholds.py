@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import HsiDetectError
+from .parameters import THRESHOLDS
 
 
 def _finite_scores(values: np.ndarray) -> np.ndarray:
@@ -107,24 +108,6 @@ def _transform(values: np.ndarray, transform: str):
     raise HsiDetectError(f"Unknown score transform '{transform}'. Use one of: {', '.join(TRANSFORMS)}.")
 
 
-METHODS = ("otsu", "kmeans", "min-error", "value", "fraction")
-
-
-def check_threshold_options(method: str, value: float = None, fraction: float = None):
-    """The threshold options, checked before any work: a known method, with its value or fraction."""
-    if method not in METHODS:
-        raise HsiDetectError(f"Unknown threshold method '{method}'. Use otsu, kmeans, min-error, value or fraction.")
-    if method == "value" and (value is None or not np.isfinite(value)):
-        raise HsiDetectError("Threshold method 'value' needs a threshold value (--threshold-value, "
-                             "THRESHOLD_VALUE in QGIS).")
-    if method == "fraction":
-        if fraction is None:
-            raise HsiDetectError("Threshold method 'fraction' needs the top fraction of pixels to mark "
-                                 "(--top-fraction, TOP_FRACTION in QGIS).")
-        if not 0 < fraction < 1:
-            raise HsiDetectError(f"The top fraction must lie between 0 and 1 (got {fraction}).")
-
-
 def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = None, fraction: float = None,
                      transform: str = "none") -> float:
     """method: 'otsu', 'kmeans', 'min-error' (Kittler-Illingworth), 'value' (a given score) or
@@ -145,7 +128,7 @@ def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = No
         if fraction is None:
             raise HsiDetectError("Threshold method 'fraction' needs the top fraction of pixels to mark.")
         return top_fraction_threshold(values, fraction)
-    raise HsiDetectError(f"Unknown threshold method '{method}'. Use otsu, kmeans, min-error, value or fraction.")
+    raise HsiDetectError(f"Unknown threshold method '{method}'. Use one of: {', '.join(THRESHOLDS)}.")
 
 
 def binarize(score: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:

@@ -17,7 +17,7 @@ class AccuracyAlgorithm(EngineAlgorithm):
     COMMAND = "evaluate"
     HELP = """Compares a detection map with a ground-truth map and reports how well they agree: the area under the ROC curve (AUC) and, for the binary decision, overall accuracy (OA), Cohen's Kappa, F1, precision and recall. Works for any score raster (for instance the output of BS3LNet, HyperNet, RX or CVA) and for binary maps.
 
-Inputs: the map (first band; a score raster, or a binary map of 0 and 1) and a ground truth on the same grid where 1 marks changed or anomalous pixels and other values background. Pixels whose ground-truth value equals UNLABELLED_VALUE (or the ground truth's nodata value) are left out of every figure.
+Inputs: the map (one band: a score raster, or a binary map of 0 and 1) and a ground truth on the same grid where 1 marks changed or anomalous pixels and other values background. Pixels whose ground-truth value equals UNLABELLED_VALUE (or the ground truth's nodata value) are left out of every figure.
 
 Outputs:
 AUC: probability that a random changed/anomalous pixel scores higher than a random background pixel (0.5 is chance, 1 is perfect).
@@ -32,7 +32,7 @@ Reference: T. Fawcett, "An introduction to ROC analysis", Pattern Recognition Le
     def initAlgorithm(self, config=None):
         self.add(QgsProcessingParameterRasterLayer("INPUT", "Score or binary map"),
                  "A detection result: a score raster (higher means more likely changed or anomalous) or a binary "
-                 "map (1 detected, 0 background). Its first band is used.")
+                 "map (1 detected, 0 background), with one band.")
         self.add(QgsProcessingParameterRasterLayer("GROUND_TRUTH", "Ground truth"),
                  "Reference map on the same grid: 1 = changed or anomalous, other values = background.")
         self.add(QgsProcessingParameterNumber("UNLABELLED_VALUE", "Ground-truth value meaning 'not labelled'",

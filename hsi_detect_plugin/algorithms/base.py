@@ -12,6 +12,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
 from ..engine_runner import Engine
 from ..input_files import raster_file
 from ..output_styles import style_on_load
+from .method_parameters import arguments, definition
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
 README_URL = "https://github.com/hsi-detect/hsi-detect/blob/main/README.md"
@@ -83,13 +84,13 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "separated by commas, such as 1-50,60,70-120. Leave empty for all bands; leaving out noisy or "
                  "water-absorption bands often helps.")
 
-    def add_threshold(self, what: str):
+    def add_threshold(self, what: str, engine):
+        """THRESHOLD_METHOD with the engine's threshold methods (``engine``: its parameters.py), then their numbers."""
         self.add(QgsProcessingParameterEnum("THRESHOLD_METHOD", "Threshold for the binary map",
-                                            options=["otsu", "kmeans", "min-error", "value", "fraction"], defaultValue="otsu",
+                                            options=list(engine.THRESHOLDS), defaultValue=engine.THRESHOLDS[0],
                                             usesStaticStrings=True),
-                 f"How the score is cut into {what} and background: otsu (automatic, default), kmeans (two "
-                 "clusters), min-error (Kittler-Illingworth minimum error), value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
-                 advanced=True)
+                 f"How the score is cut into {what} and background: {engine.THRESHOLD_HELP}; value uses "
+                 f"THRESHOLD_VALUE, fraction TOP_FRACTION.", advanced=True)
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
                                               QgsProcessingParameterNumber.Double, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)
@@ -98,17 +99,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                               maxValue=1),
                  "Share of the valid pixels (0 to 1) marked, with the threshold method 'fraction'.", advanced=True)
 
-    def add_network_run(self, method_parameters):
-        """The detector's own parameters, then DEVICE, SEED and TRAINED_MODEL."""
+    def add_network_run(self, method_parameters, seed):
+        """The detector's own parameters (engine Param entries), then DEVICE, SEED and TRAINED_MODEL."""
         for p in method_parameters:
-            self.addParameter(p.definition())
+            self.addParameter(definition(p))
         self.add(QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto"),
                  "Where the network runs: auto (a CUDA GPU when the engine's torch sees one, else the CPU), "
                  "cpu, cuda, or cuda:N for the N-th GPU.")
-        self.add(QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer,
-                                              defaultValue=1),
-                 "Seed of the random numbers (weights, sampling): the same seed on the same device gives the "
-                 "same result.", advanced=True)
+        self.add(QgsProcessingParameterNumber("SEED", seed.label, QgsProcessingParameterNumber.Integer,
+                                              defaultValue=seed.default, minValue=seed.minimum, maxValue=seed.maximum),
+                 seed.help, advanced=True)
         self.add(QgsProcessingParameterFile("TRAINED_MODEL", "Trained model (skips training)",
                                             fileFilter=MODEL_FILTER, optional=True),
                  "A model saved by an earlier run (SAVE_MODEL). It is applied to the image instead of training a "
@@ -156,7 +156,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def network_arguments(self, parameters, context, method_parameters) -> list:
         args = []
         for p in method_parameters:
-            args += p.arguments(self, parameters, context)
+            args += arguments(p, self, parameters, context)
         args += ["--device", self.parameterAsString(parameters, "DEVICE", context).strip() or "auto",
                  "--seed", str(self.parameterAsInt(parameters, "SEED", context))]
         model = self.parameterAsFile(parameters, "TRAINED_MODEL", context)

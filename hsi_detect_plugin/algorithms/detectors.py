@@ -1,18 +1,23 @@
 """The two kinds of detector: anomaly (one image) and change (two dates).
 
-A concrete algorithm names its engine method and, for a network, its own parameters;
-inputs, outputs and the engine command line are shared here.
+A concrete algorithm names its engine method; a network's own parameters come from the
+engine's declaration (method_parameters); inputs, outputs and the engine command line are
+shared here.
 """
 
 from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterRasterLayer
 
 from .base import NETWORK_MODULES, EngineAlgorithm
+from .method_parameters import declaration, method_parameters
 
 
 class Detector(EngineAlgorithm):
     METHOD = ""  # the engine's --method
     NETWORK = False  # a trained network: adds its parameters, DEVICE, SEED, TRAINED_MODEL, SAVE_MODEL
-    METHOD_PARAMETERS = ()  # MethodParameter entries of a network
+
+    def method_parameters(self) -> tuple:
+        """The engine's declaration of the network's own parameters (Param entries)."""
+        return method_parameters(self.METHOD) if self.NETWORK else ()
 
     def engine_modules(self):
         """A network needs torch and its engine module to import in the engine's Python."""
@@ -22,7 +27,7 @@ class Detector(EngineAlgorithm):
         args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
         args += self.threshold_arguments(parameters, context)
         if self.NETWORK:
-            args += self.network_arguments(parameters, context, self.METHOD_PARAMETERS)
+            args += self.network_arguments(parameters, context, self.method_parameters())
         return args
 
 
@@ -35,9 +40,11 @@ class AnomalyDetector(Detector):
         self.add(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
                  "The image to search for anomalies: any raster with three or more bands.")
         self.add_bands()
-        if self.NETWORK:
-            self.add_network_run(self.METHOD_PARAMETERS)
-        self.add_threshold("anomalies")
+        engine = declaration()  # None when the engine's source is missing: a run then says how to reinstall
+        if self.NETWORK and engine:
+            self.add_network_run(self.method_parameters(), engine.SEED)
+        if engine:
+            self.add_threshold("anomalies", engine)
         self.add_raster_output("OUTPUT", "Anomaly score",
                                "Anomaly score per pixel, 0 (background) to 1 (most anomalous); nodata where "
                                "the input had none valid.")
@@ -74,17 +81,20 @@ class ChangeDetector(Detector):
                  "The later image, with the same bands as the first. When its grid differs it is resampled "
                  "onto the first date's grid (see GRID).")
         self.add_bands()
+        engine = declaration()  # None when the engine's source is missing: a run then says how to reinstall
         if self.NETWORK:
             self.add(QgsProcessingParameterRasterLayer("TRAINING_MASK", "Unchanged pixels to train on",
                                                        optional=True),
                      "Optional raster on the first date's grid whose non-zero pixels are known to be unchanged; "
                      "the network trains on them. Default: chosen automatically by a change-vector pre-detection.")
-            self.add_network_run(self.METHOD_PARAMETERS)
+            if engine:
+                self.add_network_run(self.method_parameters(), engine.SEED)
         self.add(QgsProcessingParameterEnum("GRID", "When the dates' grids differ", options=["resample", "refuse"],
                                             defaultValue="resample", usesStaticStrings=True),
                  "resample: warp the second date onto the first date's grid (bilinear); refuse: stop with a "
                  "message.", advanced=True)
-        self.add_threshold("changed")
+        if engine:
+            self.add_threshold("changed", engine)
         self.add_raster_output("OUTPUT", "Change magnitude",
                                "How much each pixel changed between the dates (larger means more change); nodata "
                                "where either date had none valid.")

@@ -1,7 +1,6 @@
 """hsidetect:hypernet — HyperNet self-supervised hyperspectral change detection."""
 
 from .detectors import ChangeDetector
-from .method_parameters import MethodParameter as P
 
 
 class HypernetAlgorithm(ChangeDetector):
@@ -9,52 +8,6 @@ class HypernetAlgorithm(ChangeDetector):
     TITLE = "Hyperspectral Change Detection (HyperNet)"
     METHOD = "hypernet"
     NETWORK = True
-    METHOD_PARAMETERS = (
-        P("epochs", int, 200, "Training epochs",
-          "One epoch is one forward and backward pass of both dates (or of one crop of them) (paper: 200).",
-          minimum=1),
-        P("training_pixels", str, "cva-fraction", "Unchanged training pixels (without a mask)",
-          "How the pixels believed unchanged are chosen when no TRAINING_MASK is given: the lowest "
-          "TRAINING_FRACTION of the change-vector magnitude of the standardised dates (cva-fraction), the pixels "
-          "below its Otsu threshold (cva-otsu), the lowest fraction of the spectral angle (angle-fraction), or "
-          "all valid pixels (all).", choices=("cva-fraction", "cva-otsu", "angle-fraction", "all")),
-        P("training_fraction", float, 0.5, "Fraction of pixels to train on",
-          "Share of the valid pixels kept by the *-fraction rules of TRAINING_PIXELS.", minimum=0, maximum=1),
-        P("hidden", int, 0, "Hidden width (0: automatic)",
-          "Hidden width h; the fused features have 2h channels. 0 takes half the band count rounded to a "
-          "multiple of 8, at least 16 (the paper used 64 for 126-127 bands).", advanced=True, minimum=0),
-        P("gamma", float, 1.0, "Focal exponent", "Exponent of the focal cosine loss; 0 is the plain cosine "
-          "(paper: 1).", advanced=True, minimum=0),
-        P("learning_rate", float, 0.05, "Learning rate", "SGD learning rate, decayed along a cosine (paper: 0.05).",
-          advanced=True, minimum=0),
-        P("momentum", float, 0.9, "Momentum", "SGD momentum (paper: 0.9).", advanced=True, minimum=0, maximum=1),
-        P("weight_decay", float, 1e-4, "Weight decay", "SGD weight decay (paper: 0.0001).", advanced=True,
-          minimum=0),
-        P("scaling", str, "none", "Input scaling",
-          "none uses the values as stored (the paper); standardize rescales each band of each date on its own.",
-          advanced=True, choices=("none", "standardize")),
-        P("crop_size", int, 64, "Training crop size (pixels, 0: automatic)",
-          "Train on random square crops of this many pixels a side, one per epoch (default 64: measured more "
-          "accurate than whole images, and much faster); 0 uses the whole image when it fits in memory, as the "
-          "paper, else the largest crop that fits.", advanced=True, minimum=0),
-        P("tile_size", int, 0, "Detection tile size (pixels, 0: automatic)",
-          "Features are computed in overlapping tiles of this size, which give the whole-image result; 0 takes "
-          "the whole image when it fits in memory.", advanced=True, minimum=0),
-        P("threshold_transform", str, "sqrt", "Scale of the automatic threshold",
-          "Scale on which Otsu or k-means cut the change magnitude for the binary map: sqrt (default; for the "
-          "cosine-cva magnitude the geometric mean of the two distances, for mse the root-mean-square feature "
-          "distance), log, or none (the magnitude itself, as the paper thresholds the mse).",
-          advanced=True, choices=("sqrt", "log", "none")),
-        P("score", str, "cosine-cva", "Change magnitude",
-          "cosine-cva: the root of the features' cosine distance times the change-vector magnitude of the "
-          "standardised dates, high only where both the learned features and the spectra changed (default, "
-          "measured best); cosine: one minus the cosine similarity of the two dates' features; mse: their mean "
-          "squared difference (the paper).", advanced=True, choices=("mse", "cosine", "cosine-cva")),
-        P("bn_statistics", str, "date", "BatchNorm statistics at detection",
-          "date: each date is normalised with its own statistics over its valid pixels, as in training (default; "
-          "measured better when the dates differ in radiometry); running: the averages kept during training "
-          "(the paper).", advanced=True, choices=("running", "date")),
-    )
     HELP = """HyperNet learns, from the two dates themselves and without labels, a spatial-spectral feature for every pixel such that pixels believed unchanged have the same feature at both dates (self-supervised, SimSiam-style, with a focal cosine loss). Differences in illumination, atmosphere or sensor between the dates are learnt away; real change remains as a difference between the two dates' features. The pixels to train on are chosen automatically by a change-vector pre-detection, or given as TRAINING_MASK.
 
 Outputs:

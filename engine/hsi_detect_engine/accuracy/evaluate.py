@@ -15,8 +15,8 @@ def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = No
              report: Optional[str] = None, title: str = "Detection accuracy") -> dict:
     """AUC, OA, Kappa, F1, precision and recall of a map; optionally an HTML report."""
     with OutputTransaction({"report": (report, FILE)}, [map_path, truth_path]) as txn:
-        score, nodata, _ = read_single_band(map_path)
-        gt, gt_nodata, _ = read_single_band(truth_path)
+        score, nodata, _ = read_single_band(map_path, what="map")
+        gt, gt_nodata, _ = read_single_band(truth_path, what="ground truth")
         if unlabelled is None and gt_nodata is not None:
             unlabelled = gt_nodata
         score = score.astype(np.float64)

@@ -14,28 +14,8 @@ import time
 import numpy as np
 
 from ..errors import HsiDetectError
-from ..parameters import BS3LNET, resolve
+from ..parameters import BS3LNET, MODEL_KEYS, resolve
 from ..progress import Progress
-
-# Parameters that shape the network and its input: saved with a model and taken from it.
-MODEL_KEYS = ("features", "blocks", "norm", "scaling")
-
-
-def _check(p: dict):
-    def need(ok, text):
-        if not ok:
-            raise HsiDetectError(text)
-
-    need(p["patch_size"] >= 3 and p["patch_size"] % 2 == 1, "The patch size must be an odd number of at least 3 pixels.")
-    need(p["window"] >= 3 and p["window"] % 2 == 1, "The replacement window must be an odd number of at least 3 pixels.")
-    need(0.0 <= p["ratio"] < 1.0, "The ratio must lie in [0, 1): it is the share of patch pixels that are not blind.")
-    need(p["features"] >= 1 and p["blocks"] >= 0, "Features must be at least 1 and blocks at least 0.")
-    need(p["batch_size"] >= 1, "The batch size must be at least 1.")
-    need(p["learning_rate"] > 0, "The learning rate must be positive.")
-    need(p["iterations"] >= 0 and p["epochs"] >= 0, "Iterations and epochs cannot be negative.")
-    need(p["iterations"] > 0 or p["epochs"] > 0, "Give a training budget: iterations or epochs above 0.")
-    need(p["tile_size"] >= 0, "The tile size cannot be negative (0 chooses it from the free memory).")
-    need(p["score_rounds"] >= 0, "Score rounds cannot be negative (0 scores the unmasked image, as the paper does).")
 
 
 def training_steps(p: dict, valid_pixels: int) -> int:
@@ -217,10 +197,9 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     progress.update("preparing", 0.0, "preparing", force=True)
     if model_path:
         tensors, config, stats = _load(model_path, bands)
-        p.update({k: config[k] for k in MODEL_KEYS})
+        p.update({k: config[k] for k in MODEL_KEYS["bs3lnet"]})
     else:
         stats = fit_scaling(cube.data, cube.valid, p["scaling"])
-    _check(p)
     scaled = apply_scaling(cube.data, cube.valid, stats)
     image = torch.from_numpy(scaled).to(dev)
     valid = torch.from_numpy(cube.valid).to(dev)

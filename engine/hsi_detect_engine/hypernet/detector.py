@@ -18,14 +18,13 @@ from ..classical import cva_magnitude
 from ..errors import HsiDetectError
 from ..io.model_files import load_model, save_model as write_model
 from ..io.tiles import available_memory_bytes, choose_tile
-from ..parameters import HYPERNET, resolve
+from ..parameters import HYPERNET, MIN_CROP, resolve
 from ..progress import Progress
 from ..scaling import scale_on_own_statistics
 from .training_pixels import select_training_pixels
 
 METHOD = "hypernet"
 MEMORY_FRACTION = 0.25  # share of free memory that training activations or a detection tile may take
-MIN_CROP = 32
 
 
 def training_bytes_per_pixel(bands: int, hidden: int) -> float:
@@ -36,28 +35,6 @@ def training_bytes_per_pixel(bands: int, hidden: int) -> float:
 def detection_bytes_per_pixel(bands: int, hidden: int) -> float:
     """Peak of a no-gradient feature pass (input, a few working maps, the features)."""
     return 4.0 * (3 * bands + 16 * hidden)
-
-
-def check_params(p: dict):
-    for prm in HYPERNET:
-        if prm.choices and p[prm.name] not in prm.choices:
-            raise HsiDetectError(f"HyperNet parameter {prm.name} must be one of {', '.join(prm.choices)} "
-                                 f"(got '{p[prm.name]}').")
-    positive = {"learning_rate": p["learning_rate"], "epochs": p["epochs"]}
-    for name, value in positive.items():
-        if not value > 0:
-            raise HsiDetectError(f"HyperNet parameter {name} must be above 0 (got {value}).")
-    if p["hidden"] < 0 or 0 < p["hidden"] < 16:
-        raise HsiDetectError(f"The hidden width must be 0 (automatic) or at least 16 (got {p['hidden']}): "
-                             "channel attention divides it by 16.")
-    if p["momentum"] < 0 or p["weight_decay"] < 0 or p["gamma"] < 0:
-        raise HsiDetectError("Momentum, weight decay and gamma cannot be negative.")
-    if p["crop_size"] < 0 or 0 < p["crop_size"] < MIN_CROP:
-        raise HsiDetectError(f"The crop size must be 0 (automatic) or at least {MIN_CROP} pixels (got {p['crop_size']}).")
-    if p["tile_size"] < 0:
-        raise HsiDetectError(f"The tile size cannot be negative (got {p['tile_size']}).")
-    if not 0 < p["training_fraction"] <= 1:
-        raise HsiDetectError(f"The training fraction must lie in (0, 1] (got {p['training_fraction']}).")
 
 
 def build_network(bands: int, p: dict):
@@ -141,7 +118,6 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     progress = progress or Progress()
     p = resolve(HYPERNET, params)
     rows, cols, bands = pair.t1.shape
-    check_params(p)
     dev = resolve_device(device)
     seed_everything(seed)
     valid = pair.valid

@@ -11,11 +11,14 @@ import json
 
 from .. import __version__
 from ..errors import HsiDetectError
+from ..parameters import check_model_config
 from .paths import check_input_path
 
 FORMAT = "hsi-detect-model"
 FORMAT_VERSION = "1"
 METHOD_TITLES = {"bs3lnet": "BS3LNet (anomaly detection)", "hypernet": "HyperNet (change detection)"}
+# Tensors besides the network's weights: the input scaling a BS3LNet model was trained with, one value per band.
+SCALING_TENSORS = {"bs3lnet": ("scaling.offset", "scaling.scale"), "hypernet": ()}
 
 
 def save_model(path: str, method: str, tensors: dict, config: dict) -> str:
@@ -32,7 +35,9 @@ def load_model(path: str, method: str, bands: int = None):
     """Read a model file written by save_model: returns (tensors, config).
 
     Refuses, with a clear message, a file that is not an hsi-detect model, a model of
-    another method, and (when ``bands`` is given) a model trained on another band count.
+    another method, a header whose settings are missing, of the wrong type or out of
+    bounds (checked before any network is built from them), and (when ``bands`` is given)
+    a model trained on another band count.
     """
     from safetensors import safe_open
 
@@ -54,7 +59,12 @@ def load_model(path: str, method: str, bands: int = None):
         config = json.loads(header["config"])
     except (KeyError, ValueError):
         raise HsiDetectError(not_model) from None
-    if bands is not None and int(config.get("bands", -1)) != bands:
+    config = check_model_config(method, config, path)
+    for name in SCALING_TENSORS[method]:
+        if name not in tensors or tensors[name].numel() != config["bands"]:
+            raise HsiDetectError(f"{path} is damaged or was not written by this tool: it lacks the input scaling "
+                                 f"({name}, one value per band). Train a new model.")
+    if bands is not None and config["bands"] != bands:
         raise HsiDetectError(f"{path} was trained on {config.get('bands')} bands, but the image has {bands} "
                              "(after band selection). Use a model trained on the same bands, or train a new one.")
     return tensors, config

@@ -108,7 +108,7 @@ def _read_warped(path: str, target: Cube, bands, min_bands) -> Cube:
 
 def read_training_mask(path: str, shape: tuple) -> np.ndarray:
     """A raster whose non-zero pixels mark training (unchanged) pixels; same size as date 1."""
-    arr, nodata, _ = read_single_band(path)
+    arr, nodata, _ = read_single_band(path, what="training mask")
     if arr.shape != tuple(shape):
         raise HsiDetectError(f"The training mask {path} is {arr.shape[0]} x {arr.shape[1]} pixels, but the images are "
                              f"{shape[0]} x {shape[1]}. Give a mask on the first date's grid.")

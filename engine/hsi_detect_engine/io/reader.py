@@ -136,8 +136,12 @@ def read_cube(path: str, bands: Optional[Sequence[int]] = None, *, min_bands: in
     return cube
 
 
-def read_single_band(path: str, band: int = 1) -> tuple:
-    """Read one band (e.g. a ground truth or training mask): (array, nodata, georef)."""
+def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tuple:
+    """Read one band (e.g. a ground truth or training mask): (array, nodata, georef).
+
+    With ``what`` (e.g. 'map'), the raster must have one band only: a raster of several is
+    refused rather than its first band silently used.
+    """
     path = check_input_path(path)
     if path.lower().endswith(RESEARCH_SUFFIXES):
         arr = read_research_2d(path)
@@ -147,6 +151,9 @@ def read_single_band(path: str, band: int = 1) -> tuple:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
         raise HsiDetectError(f"{path} is not a raster GDAL can read ({_short(exc)}).") from None
+    if what and ds.RasterCount > 1:
+        raise HsiDetectError(f"{path} has {ds.RasterCount} bands, but the {what} must have one. Give a one-band "
+                             "raster (extract the band first, e.g. with gdal_translate -b N).")
     select_bands([band], ds.RasterCount, path)
     b = ds.GetRasterBand(band)
     arr = b.ReadAsArray()
