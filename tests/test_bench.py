@@ -78,6 +78,17 @@ def test_a_child_over_its_time_is_stopped():
     assert run.timed_out and run.returncode != 0 and run.stdout_lines == ["x"] and run.seconds < 20
 
 
+def test_the_studies_take_the_benchmarks_data_folder_and_published_figures(monkeypatch, tmp_path):
+    from bench.scenes import data_folder
+    from bench.studies import bs3lnet_common, bs3lnet_study, hypernet_study
+
+    assert bs3lnet_common.DATA == hypernet_study.DATA == data_folder()
+    assert bs3lnet_study.FIVE == list(pub.PUBLISHED_AUC)
+    assert bs3lnet_common.PUBLISHED["abu-beach-1"] == pub.published("abu-beach-1", "BS3LNet") == 0.9847
+    monkeypatch.setenv("HSI_DETECT_DATA", str(tmp_path))
+    assert data_folder() == str(tmp_path)
+
+
 def test_probe_counts_training_flops_per_step():
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode

@@ -76,18 +76,20 @@ def measure(scene: str, work: str, device: str, extra: list) -> dict:
             "detection_s": result.get("detection_seconds"), "error": r.stderr[-500:] if r.returncode else None}
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    cut = argv.index("--") if "--" in argv else len(argv)
     ap = argparse.ArgumentParser(prog="python -m bench.studies.bs3lnet_speed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("which", nargs="?", default="both", choices=("small", "large", "both"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=os.path.join(REPO, "bench", "work", "bs3lnet_speed"))
-    ap.add_argument("extra", nargs="*", help="extra hsi-detect options after --")
-    a = ap.parse_args()
+    a = ap.parse_args(argv[:cut])
+    extra = argv[cut + 1:]  # options for hsi-detect anomaly
     os.makedirs(a.work, exist_ok=True)
     scenes = {"small": [small_scene], "large": [large_scene], "both": [small_scene, large_scene]}[a.which]
     for make in scenes:
-        print(json.dumps(measure(make(a.work), a.work, a.device, a.extra)), flush=True)
+        print(json.dumps(measure(make(a.work), a.work, a.device, extra)), flush=True)
 
 
 if __name__ == "__main__":
