@@ -2,7 +2,8 @@
 every pixel by its reconstruction error.
 
 ``detect`` is what the anomaly pipeline calls; ``fit`` and ``score_image`` are its two
-halves, used by the studies in bench/studies as well.
+halves. The studies in bench/studies train with ``build_network`` and ``trainer`` themselves,
+to score with ``score_image`` at several checkpoints of one training run.
 """
 
 from __future__ import annotations
