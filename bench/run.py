@@ -14,6 +14,7 @@ import os
 import sys
 
 from .runner import NETWORKS, REPO, Context, RunSpec, execute, is_current, load_cached, run_key, save_cached
+from .scenes import DATA_VARIABLE, data_folder
 
 QUICK_ANOMALY = ("abu-airport-1", "abu-airport-4", "abu-urban-1")
 QUICK_CHANGE = ("taizhou*",)
@@ -49,8 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-run", action="store_true", help="run nothing: write the results from the cached runs")
     p.add_argument("--engine-rev", help="benchmark the engine of this commit (e.g. HEAD) instead of the working tree")
     p.add_argument("--nice", type=int, default=0, help="lower the benchmark's priority by this much")
-    p.add_argument("--data", default=os.environ.get("HSI_DETECT_DATA", os.path.join(os.path.dirname(REPO), "shared", "data")),
-                   help="folder with anomaly/*.npz and change/*.npz (default ../shared/data)")
+    p.add_argument("--data", default=data_folder(),
+                   help=f"folder with anomaly/*.npz and change/*.npz (default ${DATA_VARIABLE}, else ../shared/data)")
     p.add_argument("--work", default=os.path.join(REPO, "bench", "work"), help="cache and prepared inputs")
     p.add_argument("--out", help="results folder (default bench/results, quick: bench/results/quick)")
     args = p.parse_args(argv)
@@ -119,7 +120,7 @@ def build_plan(args, scenes: dict, overrides: dict) -> list:
             if pair is not None:
                 plan += specs("scaling", pair, ("cva", "hypernet"), True)
         speed_pair = None if args.quick else scaling_pair(args.data, args.work, 300, bands=200)
-        if speed_pair is not None:  # issue 4's speed figure: a simulated 300 x 300 x 200 pair
+        if speed_pair is not None:  # HyperNet's speed figure: a simulated 300 x 300 x 200 pair
             plan += specs("scaling", speed_pair, ("hypernet",), True)
     return plan
 

@@ -1,7 +1,6 @@
 """Running one benchmark run in a fresh child process, scoring its outputs, and caching it.
 
-The child's peak resident memory comes from os.wait4, which returns that one child's
-resource usage (ru_maxrss), so every figure belongs to its own run. Finished runs are
+The child's wall time and peak resident memory are its own (bench.child). Finished runs are
 stored as JSON under WORK/runs/, keyed by the scene, the method, the seed, the parameters,
 the device and the threads; a stored run counts only while the engine modules it imported
 are unchanged (their hashes are in the record), so that others' edits to unrelated modules
@@ -14,15 +13,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
+from .child import run_child
 from .scenes import Scene
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,39 +108,24 @@ def launch(child_spec: dict, run_dir: str, ctx: Context, on_event: Callable[[dic
     with open(spec_path, "w") as f:
         json.dump(child_spec, f)
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.worker", spec_path, result_path], cwd=REPO,
-                                env=child_env(ctx), stdout=subprocess.PIPE, stderr=log, text=True)
-        timed_out = threading.Event()
 
-        def kill():
-            timed_out.set()
-            proc.kill()
-
-        timer = threading.Timer(ctx.timeout, kill)
-        timer.start()
+    def on_line(line: str):
         try:
-            for line in proc.stdout:
-                try:
-                    on_event(json.loads(line))
-                except ValueError:
-                    pass
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-            proc.stdout.close()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    out = {"process_seconds": round(time.perf_counter() - started, 3), "peak_rss_bytes": usage.ru_maxrss * 1024,
+            on_event(json.loads(line))
+        except ValueError:
+            pass
+
+    run = run_child([sys.executable, "-m", "bench.worker", spec_path, result_path], cwd=REPO, env=child_env(ctx),
+                    on_line=on_line, stderr_path=log_path, timeout=ctx.timeout)
+    out = {"process_seconds": round(run.seconds, 3), "peak_rss_bytes": run.peak_rss_bytes,
            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
-           "returncode": proc.returncode}
-    if proc.returncode == 0 and os.path.exists(result_path):
+           "returncode": run.returncode}
+    if run.returncode == 0 and os.path.exists(result_path):
         with open(result_path) as f:
             out["result"] = json.load(f)
     else:
-        with open(log_path) as f:
-            tail = f.read()[-2000:]
-        reason = f"timed out after {ctx.timeout:.0f} s" if timed_out.is_set() else f"exit status {proc.returncode}"
+        tail = run.stderr[-2000:]
+        reason = f"timed out after {ctx.timeout:.0f} s" if run.timed_out else f"exit status {run.returncode}"
         out["error"] = f"{reason}: {tail.strip().splitlines()[-1] if tail.strip() else 'no message'}"
         out["log_tail"] = tail
     return out

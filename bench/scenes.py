@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 UNLABELLED = 255
+DATA_VARIABLE = "HSI_DETECT_DATA"
 # 100 x 100 x 205 AVIRIS scenes the scaling mosaics are built from.
 MOSAIC_SOURCES = ("abu-airport-1", "abu-airport-2", "abu-airport-3", "abu-urban-4", "abu-urban-5")
 TILE = 100
@@ -47,6 +48,13 @@ class Scene:
     @property
     def unlabelled(self) -> Optional[int]:
         return UNLABELLED if self.kind == "change" else None
+
+
+def data_folder() -> str:
+    """The folder with anomaly/*.npz and change/*.npz: $HSI_DETECT_DATA, else ../shared/data
+    beside the repository (the benchmark's --data default and the studies' data)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get(DATA_VARIABLE, os.path.join(os.path.dirname(repo), "shared", "data"))
 
 
 def _file_identity(*paths: str) -> str:

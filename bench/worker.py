@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import sys
 import time
 
@@ -201,7 +200,6 @@ def run(spec: dict) -> dict:
         raise ValueError(f"unknown run kind {spec['kind']!r}")
     wall = time.perf_counter() - started
     result = {"summary": summary, "seconds": round(wall, 4), **probe.finish(),
-              "self_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
               "engine_modules": engine_modules_used(sources, spec.get("method", ""))}
     if torch_loaded:
         import torch

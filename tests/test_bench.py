@@ -16,7 +16,7 @@ DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")
 
 
 def test_published_figures_are_the_issue_table():
-    expected = {  # issue 6: RX / BS3LNet / GT-HAD on LA-1, LA-2, Gulfport, Texas Coast, Cat Island
+    expected = {  # the SM-HAD table: RX / BS3LNet / GT-HAD on LA-1, LA-2, Gulfport, Texas Coast, Cat Island
         "RX": (0.8221, 0.8404, 0.9526, 0.9907, 0.9807),
         "BS3LNet": (0.8550, 0.8424, 0.9467, 0.9583, 0.9847),
         "GT-HAD": (0.9515, 0.9666, 0.9888, 0.9969, 0.9984),
@@ -27,29 +27,66 @@ def test_published_figures_are_the_issue_table():
     assert pub.published("abu-urban-2", "RX") is None
 
 
-def test_issue3_bar():
+def test_bs3lnet_accuracy_bar():
     at_published = {s: f["BS3LNet"] for s, (_, f) in pub.PUBLISHED_AUC.items()}
-    v = pub.issue3_accuracy(at_published)
+    v = pub.bs3lnet_accuracy(at_published)
     assert v["met"] is False and v["mean"] == pytest.approx(0.91742)  # every scene ok, the mean too low
     high = {s: 0.99 for s in pub.PUBLISHED_AUC}
-    assert pub.issue3_accuracy(high)["met"] is True
+    assert pub.bs3lnet_accuracy(high)["met"] is True
     high["abu-beach-1"] = 0.9847 - 0.0101  # just beyond 0.01 below the published figure
-    v = pub.issue3_accuracy(high)
+    v = pub.bs3lnet_accuracy(high)
     assert v["met"] is False and [r["scene"] for r in v["scenes"] if not r["ok"]] == ["abu-beach-1"]
     del high["abu-beach-1"]
-    assert pub.issue3_accuracy(high)["met"] is None  # a scene not run: not assessed
+    assert pub.bs3lnet_accuracy(high)["met"] is None  # a scene not run: not assessed
 
 
-def test_issue4_bar():
+def test_hypernet_accuracy_bar():
     def pair(h_auc, h_kappa):
         return {"hypernet": {"auc": h_auc, "kappa": h_kappa}, "cva": {"auc": 0.95, "kappa": 0.75}}
 
     pairs = {"taizhou-x": pair(0.96, 0.80), "nanjing-x": pair(0.96, 0.70), "sim-a": pair(0.99, 0.9),
              "sim-b": pair(0.94, 0.9)}
-    v = pub.issue4_accuracy(pairs)
+    v = pub.hypernet_accuracy(pairs)
     assert v["wins"] == 2 and v["met"] is False and v["complete"]
     pairs["sim-b"] = pair(0.96, 0.76)
-    assert pub.issue4_accuracy(pairs)["met"] is True
+    assert pub.hypernet_accuracy(pairs)["met"] is True
+
+
+def test_each_run_gets_its_own_peak_memory():
+    """A small child after a big one reports its own small peak (RUSAGE_CHILDREN would not)."""
+    import sys
+
+    from bench.child import run_child
+
+    def child(mib):
+        code = f"b = bytearray({mib} * 2 ** 20); b[::4096] = b'x' * len(b[::4096]); print('done')"
+        return run_child([sys.executable, "-c", code])
+
+    big, small = child(400), child(1)
+    assert big.returncode == 0 and big.stdout_lines == ["done"]
+    assert big.peak_rss_bytes > 400 * 2 ** 20
+    assert small.peak_rss_bytes < 100 * 2 ** 20
+    assert big.seconds > 0 and big.cpu_seconds > 0
+
+
+def test_a_child_over_its_time_is_stopped():
+    import sys
+
+    from bench.child import run_child
+
+    run = run_child([sys.executable, "-c", "import sys, time; print('x', flush=True); time.sleep(30)"], timeout=1)
+    assert run.timed_out and run.returncode != 0 and run.stdout_lines == ["x"] and run.seconds < 20
+
+
+def test_the_studies_take_the_benchmarks_data_folder_and_published_figures(monkeypatch, tmp_path):
+    from bench.scenes import data_folder
+    from bench.studies import bs3lnet_common, bs3lnet_study, hypernet_study
+
+    assert bs3lnet_common.DATA == hypernet_study.DATA == data_folder()
+    assert bs3lnet_study.FIVE == list(pub.PUBLISHED_AUC)
+    assert bs3lnet_common.PUBLISHED["abu-beach-1"] == pub.published("abu-beach-1", "BS3LNet") == 0.9847
+    monkeypatch.setenv("HSI_DETECT_DATA", str(tmp_path))
+    assert data_folder() == str(tmp_path)
 
 
 def test_probe_counts_training_flops_per_step():
@@ -137,7 +174,7 @@ def test_quick_run_scores_the_classical_methods(quick_run):
     assert 20 * 2 ** 20 < rx["peak_rss_bytes"]["max"] < 4 * 2 ** 30 and rx["seconds"]["mean"] > 0
     change = r["change"][0]
     cva = change["methods"]["cva"]
-    assert cva["auc"]["mean"] == pytest.approx(0.990, abs=0.002)  # issue 4's CVA reference on Taizhou
+    assert cva["auc"]["mean"] == pytest.approx(0.990, abs=0.002)  # the team's CVA reference on Taizhou
     run = next(x for x in r["runs"] if x["spec"]["method"] == "cva")
     assert run["metrics"]["labelled_pixels"] == int((quick_run["cgt"] != 255).sum())  # 255 left out
     c = run["metrics"]["confusion"]

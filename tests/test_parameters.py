@@ -14,7 +14,7 @@ from hsi_detect_engine import __version__
 from hsi_detect_engine.anomaly import run_anomaly
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import HsiDetectError
-from hsi_detect_engine.io.bands import parse_band_list
+from hsi_detect_engine.io.bands import parse_band_ranges
 from hsi_detect_engine.parameters import BS3LNET, HYPERNET, THRESHOLDS, resolve
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo")
@@ -144,7 +144,7 @@ def test_classical_methods_refuse_network_options_instead_of_ignoring_them(tmp_p
 @pytest.mark.parametrize("text", [",", "", " , ,"])
 def test_a_band_list_that_names_no_band_is_refused(text):
     with pytest.raises(HsiDetectError, match="names no band"):
-        parse_band_list(text)
+        parse_band_ranges(text)
 
 
 # ----------------------------------------------------------------------------- the CLI

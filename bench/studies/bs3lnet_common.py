@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-DATA = os.environ.get("HSI_DETECT_DATA", os.path.join(ROOT, "..", "shared", "data"))
-sys.path.insert(0, os.path.join(ROOT, "engine"))
+from ..published import published_bs3lnet_auc
+from ..scenes import data_folder
 
-NAMED = {"abu-airport-1": 0.8550, "abu-airport-2": 0.8424, "abu-airport-4": 0.9467,
-         "abu-urban-1": 0.9583, "abu-beach-1": 0.9847}  # published BS3LNet AUCs (SM-HAD README table)
+DATA = data_folder()
+PUBLISHED = published_bs3lnet_auc()  # scene -> published BS3LNet AUC, the five published scenes
 
 
 def set_threads(n: int):

@@ -1,11 +1,11 @@
 """Time and peak memory of `hsi-detect anomaly` (BS3LNet, default settings) on a real
 100 x 100 x 205 scene and on a 1000 x 1000 x 224 scene built from real scenes.
 
-    python bench/studies/bs3lnet_speed.py [small|large|both] [--device cpu] [--work DIR]
+    python -m bench.studies.bs3lnet_speed [small|large|both] [--device cpu] [--work DIR] [-- OPTIONS]
 
-The command runs as a child process under /usr/bin/time -v (wall time, peak resident
-memory); on CUDA the GPU memory peak comes from torch inside a child as well.
-Prints one JSON object per scene.
+The command (`python -m hsi_detect_engine.cli anomaly`, OPTIONS appended) runs in a child
+process measured as every benchmark run is (bench.child: wall time, CPU time, its own peak
+resident memory). Prints one JSON object per scene.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
-import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import bs3lnet_common as common  # noqa: E402
+from ..child import run_child
+from ..runner import REPO
+from . import bs3lnet_common as common
 
 
 def write_tif(path: str, cube: np.ndarray):
@@ -62,38 +59,37 @@ def large_scene(work: str) -> str:
 
 def measure(scene: str, work: str, device: str, extra: list) -> dict:
     out = os.path.join(work, "score.tif")
-    cmd = ["/usr/bin/time", "-v", os.path.join(os.path.dirname(sys.executable), "hsi-detect"), "anomaly", scene,
+    cmd = [sys.executable, "-m", "hsi_detect_engine.cli", "anomaly", scene,
            "--output", out, "--device", device, "--json-progress", *extra]
-    started = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-    cpu_s = sum(float(re.search(rf"{what} time \(seconds\): ([0-9.]+)", r.stderr).group(1)) for what in ("User", "System"))
+    r = run_child(cmd)
     result = {}
-    for line in r.stdout.splitlines():
+    for line in r.stdout_lines:
         obj = json.loads(line)
         if "result" in obj:
             result = obj["result"]
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]  # 1-minute load average: how busy the machine was
-    return {"scene": os.path.basename(scene), "returncode": r.returncode, "wall_s": round(wall, 1),
-            "cpu_s": round(cpu_s, 1),
-            "peak_rss_gb": round(peak_kb / 1024 ** 2, 3), "load_after": load,
+    return {"scene": os.path.basename(scene), "returncode": r.returncode, "wall_s": round(r.seconds, 1),
+            "cpu_s": round(r.cpu_seconds, 1),
+            "peak_rss_gb": round(r.peak_rss_bytes / 1024 ** 3, 3), "load_after": load,
             "device": result.get("device"), "training": result.get("training"),
             "detection_s": result.get("detection_seconds"), "error": r.stderr[-500:] if r.returncode else None}
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    cut = argv.index("--") if "--" in argv else len(argv)
+    ap = argparse.ArgumentParser(prog="python -m bench.studies.bs3lnet_speed", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("which", nargs="?", default="both", choices=("small", "large", "both"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--work", default=os.path.join(common.ROOT, "bench", "work", "bs3lnet_speed"))
-    ap.add_argument("extra", nargs="*", help="extra hsi-detect options after --")
-    a = ap.parse_args()
+    ap.add_argument("--work", default=os.path.join(REPO, "bench", "work", "bs3lnet_speed"))
+    a = ap.parse_args(argv[:cut])
+    extra = argv[cut + 1:]  # options for hsi-detect anomaly
     os.makedirs(a.work, exist_ok=True)
     scenes = {"small": [small_scene], "large": [large_scene], "both": [small_scene, large_scene]}[a.which]
     for make in scenes:
-        print(json.dumps(measure(make(a.work), a.work, a.device, a.extra)), flush=True)
+        print(json.dumps(measure(make(a.work), a.work, a.device, extra)), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ every pixel by its reconstruction error.
 
 The same shape as HyperNet's detector: ``build_network``, ``trainer`` (the optimiser and
 the loss of each step for the shared training loop), ``score_image``, and ``detect``, which
-the anomaly pipeline calls.
+the anomaly pipeline calls. The studies in bench/studies call ``build_network``, ``trainer``
+and ``score_image`` themselves, to score at several checkpoints of one training run.
 """
 
 from __future__ import annotations
