@@ -260,7 +260,7 @@ def read_job_list(path: str, defaults: Optional[dict] = None) -> list:
         for r in data:
             columns += [c for c in r if c not in columns]
         _check_columns(columns, path)
-        rows = [(f"job {i + 1}", r) for i, r in enumerate(data)]
+        rows = [(f"{os.path.basename(path)} job {i + 1}", r) for i, r in enumerate(data)]
     else:
         try:
             with open(path, newline="", encoding="utf-8-sig") as fh:
