@@ -63,7 +63,7 @@ def four_jobs(tmp_path, iterations=2):
         {"name": "urban_bs3", "command": "anomaly", "method": "bs3lnet", "input": URBAN,
          "output": "out/urban_bs3.tif", "iterations": iterations, "batch_size": 10},
         {"name": "taizhou", "command": "change", "method": "hypernet", "input": T1, "input2": T2,
-         "output": "out/taizhou.tif", "ground_truth": TZ_GT, "epochs": 2, "crop_size": 16},
+         "output": "out/taizhou.tif", "ground_truth": TZ_GT, "epochs": 2, "crop_size": 32},
         {"name": "bad", "command": "anomaly", "method": "rx", "input": "scene_bad.tif", "output": "out/bad.tif"},
     ]
 
