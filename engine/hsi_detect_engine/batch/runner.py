@@ -56,8 +56,8 @@ def _local_client(plan: dict, memory_limit, gpus_per_job: int):
     import dask
     from distributed import Client, LocalCluster
 
-    dask.config.set({"distributed.scheduler.allowed-failures": 3,
-                     "distributed.worker.daemon": False})
+    # a job whose worker dies is run again elsewhere, up to this many times (Dask's own retry)
+    dask.config.set({"distributed.scheduler.allowed-failures": 3})
     kwargs = {}
     if gpus_per_job:
         kwargs["resources"] = {"GPU": gpus_per_job}
