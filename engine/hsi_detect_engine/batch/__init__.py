@@ -222,6 +222,11 @@ def main(args) -> int:
         return code
 
     try:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise HsiDetectError("hsi-detect batch needs Dask: install dask and distributed into the engine's "
+                                 "environment (make install does; or pip install dask distributed).") from None
         jobs, manifest, results = _load(args)
         from .runner import run_batch
 
