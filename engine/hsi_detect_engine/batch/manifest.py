@@ -59,6 +59,11 @@ class Manifest:
         """Append one record and make it durable, so an interrupted batch resumes from here."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        if os.path.exists(self.path) and os.path.getsize(self.path):
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    line = "\n" + line  # after a line cut short by a killed batch
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()

@@ -53,6 +53,15 @@ def _worker_threads_and_gpus(gpus: int):
     return threads, ids
 
 
+def _worker_address():
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except Exception:
+        return None
+
+
 def _watch_memory(proc: subprocess.Popen, limit: int, state: dict):
     """Stop the child when its resident memory passes the limit (checked twice a second)."""
     try:
@@ -103,7 +112,7 @@ def run_job(spec: dict, threads: Optional[int] = None, memory_limit: Optional[in
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # a batch makes its output folders
     argv = [sys.executable, "-m", "hsi_detect_engine.cli", *spec["argv"], "--json-progress", "--cancel-on-stdin"]
     started = time.perf_counter()
-    record = {"name": spec["name"], "host": os.uname().nodename, "threads": threads}
+    record = {"name": spec["name"], "host": os.uname().nodename, "worker": _worker_address(), "threads": threads}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
