@@ -170,6 +170,7 @@ def run_batch(jobs: list, *, manifest: str, results: str, scheduler: Optional[st
         if todo:
             local_gpus = False
             if client is None and scheduler:
+                emit({"message": f"connecting to the Dask scheduler at {scheduler}"})
                 client = _remote_client(scheduler, gpus_per_job)
             elif client is None:
                 plan = plan_local(n_jobs, threads_per_job, gpus_per_job)
