@@ -1,4 +1,4 @@
-"""The ``hsi-detect`` command: anomaly, change and evaluate.
+"""The ``hsi-detect`` command: anomaly, change, evaluate and batch (many jobs on Dask, in batch/).
 
 Progress goes to stderr as a progress bar, or with --json-progress to stdout as one JSON
 object per line (what the QGIS plugin reads). Exit status: 0 success, 1 bad input or
@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--unlabelled", type=float, help="ground-truth value meaning 'not labelled' (left out of every figure)")
     e.add_argument("--report", metavar="REPORT.html", help="write an HTML report with the ROC curve and confusion matrix")
     _common(e)
+
+    from .batch import add_parser as add_batch_parser
+
+    add_batch_parser(sub, _common)
     return parser
 
 
@@ -214,6 +218,10 @@ def _print_summary(result: dict):
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "batch":
+        from .batch import main as batch_main
+
+        return batch_main(args)
     bar = None if args.json_progress else BarProgress()
     progress = Progress(_json_line if args.json_progress else bar)
 
