@@ -36,8 +36,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         seed = check_run_options(seed, device)
     else:
         refuse_network_options(method, "bs3lnet", params, model, save_model)
-    if binary:
-        check_threshold(threshold, threshold_value, top_fraction)
+    check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}

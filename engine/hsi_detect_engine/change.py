@@ -38,8 +38,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         seed = check_run_options(seed, device)
     else:
         refuse_network_options(method, "hypernet", params, model, save_model)
-    if binary:
-        check_threshold(threshold, threshold_value, top_fraction)
+    check_threshold(threshold, threshold_value, top_fraction)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),

@@ -163,7 +163,7 @@ def run_job(spec: dict, threads: Optional[int] = None, memory_limit: Optional[in
     record["engine_seconds"] = result.get("seconds")
     if spec.get("ground_truth"):
         try:
-            from ..evaluate import evaluate
+            from ..accuracy.evaluate import evaluate
 
             figures = evaluate(spec["output"], spec["ground_truth"])
             record["metrics"] = {k: figures.get(k) for k in ("auc", "oa", "kappa", "f1", "precision", "recall")}
