@@ -68,6 +68,43 @@ class Stored(Lazy):
         return self.data[:, :, rs, cs].to(window.device)
 
 
+class _Statistic:
+    """A global statistic of an activation, accumulated in float64 over the valid pixels of
+    the tiles' cores: 'pool' (average, maximum) or 'moments' (mean, biased variance)."""
+
+    def __init__(self, kind: str):
+        self.kind, self.total, self.second, self.count = kind, None, None, 0
+
+    def add(self, core, inside: np.ndarray):
+        """core: (1, C, h, w) values of a tile's core; inside: (h, w) bool, its valid pixels."""
+        import torch
+
+        pixels = core[0].reshape(core.shape[1], -1).double()
+        if not inside.all():
+            pixels = pixels[:, torch.from_numpy(inside.reshape(-1)).to(core.device)]
+        if self.total is None:
+            self.total = torch.zeros(core.shape[1], dtype=torch.float64, device=core.device)
+            self.second = torch.full_like(self.total, -float("inf")) if self.kind == "pool" else self.total.clone()
+        self.total += pixels.sum(dim=1)
+        if self.kind == "moments":
+            self.second += (pixels * pixels).sum(dim=1)
+        elif pixels.shape[1]:
+            self.second = torch.maximum(self.second, pixels.amax(dim=1))
+        self.count += pixels.shape[1]
+
+    def result(self):
+        """The statistic as two (1, C, 1, 1) float32 tensors (zeros where no pixel is valid,
+        as in the whole-image pass)."""
+        import torch
+
+        mean = self.total / max(self.count, 1)
+        if self.kind == "pool":
+            other = torch.where(torch.isfinite(self.second), self.second, torch.zeros_like(self.second))
+        else:
+            other = (self.second / max(self.count, 1) - mean * mean).clamp_min(0.0)
+        return mean.float().view(1, -1, 1, 1), other.float().view(1, -1, 1, 1)
+
+
 class _Window:
     """The part of the image a tile reads, and the values computed on it."""
 
@@ -133,7 +170,7 @@ class LayerwiseEvaluator:
 
         rows, cols = self.valid.shape
         tiles = list(iter_tiles(rows, cols, self.tile_size, x.radius))
-        stored, total, second, count = None, None, None, 0
+        stored, statistic = None, _Statistic(kind) if kind else None
         for i, tile in enumerate(tiles):
             self.progress.update("detecting", (self.passes + i / len(tiles)) / self.total_passes,
                                  f"features{self.label}: layer pass {self.passes + 1}/{self.total_passes}, "
@@ -148,31 +185,10 @@ class LayerwiseEvaluator:
                 stored.data[target] = core[0].permute(1, 2, 0).cpu().numpy()
             else:
                 stored.data[:, :, target[0], target[1]] = core.to(stored.data.device)
-            if kind is None:
-                continue
-            pixels = core[0].reshape(core.shape[1], -1).double()
-            inside = self.valid[target]
-            if not inside.all():
-                pixels = pixels[:, torch.from_numpy(inside.reshape(-1)).to(core.device)]
-            if total is None:
-                total = torch.zeros(core.shape[1], dtype=torch.float64, device=core.device)
-                second = torch.full_like(total, -float("inf")) if kind == "pool" else torch.zeros_like(total)
-            total += pixels.sum(dim=1)
-            if kind == "pool":
-                if pixels.shape[1]:
-                    second = torch.maximum(second, pixels.amax(dim=1))
-            else:
-                second += (pixels * pixels).sum(dim=1)
-            count += pixels.shape[1]
+            if statistic is not None:
+                statistic.add(core, self.valid[target])
         self.passes += 1
-        if kind is None:
-            return stored, None
-        mean = total / max(count, 1)
-        if kind == "pool":
-            other = torch.where(torch.isfinite(second), second, torch.zeros_like(second))
-        else:
-            other = (second / max(count, 1) - mean * mean).clamp_min(0.0)
-        return stored, (mean.float().view(1, -1, 1, 1), other.float().view(1, -1, 1, 1))
+        return stored, statistic.result() if statistic is not None else None
 
     def _allocate(self, channels: int):
         import torch
@@ -184,8 +200,16 @@ class LayerwiseEvaluator:
             data = torch.empty((1, channels, rows, cols), dtype=torch.float32, device=self.storage)
         else:
             handle, path = tempfile.mkstemp(suffix=".f32", dir=self.storage)
-            os.close(handle)
-            data = np.memmap(path, np.float32, "w+", shape=(rows, cols, channels))
+            try:  # reserve the space now: a mapped file that outgrows its disk would crash the process
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(handle, 0, rows * cols * channels * 4)
+            except OSError:
+                raise HsiDetectError(f"{os.path.dirname(self.storage)} ran out of space for HyperNet's tiled "
+                                     "activations: free some space there or set TMPDIR to a folder on a larger "
+                                     "disk.") from None
+            finally:
+                os.close(handle)
+            data = np.memmap(path, np.float32, "r+", shape=(rows, cols, channels))
             try:  # the mapping keeps the space until it is dropped; no file is left behind
                 os.remove(path)
             except OSError:  # (Windows: removed with the scratch folder)
@@ -202,9 +226,10 @@ def tiled_features(model, image: np.ndarray, valid: np.ndarray, device, tile_siz
                    memory_budget: Optional[int] = None) -> np.ndarray:
     """Fused features (rows, cols, 2h) float32 of a scaled image, by tiles, layer by layer.
 
-    The stored activations go where they fit in STORAGE_FRACTION of the free memory: on
-    ``device``, else (a GPU) in host memory (``memory_budget`` bytes, if given), else in a
-    scratch folder made in ``scratch`` (default: the system's temporary folder).
+    The stored activations go on the GPU when ``device`` is one and they fit in
+    STORAGE_FRACTION of its free memory, else in host memory when they fit in
+    ``memory_budget`` bytes (default: STORAGE_FRACTION of the free memory), else in a scratch
+    folder made in ``scratch`` (default: the system's temporary folder).
     """
     import torch
 

@@ -23,9 +23,10 @@ from torch import nn
 REDUCTION = 16  # channel attention's reduction ratio
 SPATIAL_KERNEL = 7  # spatial attention's kernel
 POOL_SIZE = 5  # the spatial branch's final average pool
-# Pixels a tile must reach beyond its core so that its core is computed exactly:
-# three blocks of (conv 3x3 + spatial attention 7x7) = 3 * (1 + 3), the 5x5 pool = 2,
-# and the spectral branch's 3x3 fusion conv = 1 (less than the spatial side's total).
+# How far the encoder reaches around a pixel: three blocks of (conv 3x3 + spatial
+# attention 7x7) = 3 * (1 + 3), the 5x5 pool = 2, and the spectral branch's 3x3 fusion
+# conv = 1 (less than the spatial side's total). Tiled detection reads each of its
+# layer-by-layer passes with the reach of that pass's layers only (at most 3).
 RECEPTIVE_RADIUS = 3 * (1 + SPATIAL_KERNEL // 2) + POOL_SIZE // 2
 
 
@@ -141,7 +142,8 @@ class SpatialBlock(nn.Module):
         return _add_relu(out, self.shortcut(x))
 
     def layerwise(self, x, g):
-        """forward for HyperNetModel.layerwise_features."""
+        """``forward`` for HyperNetModel.layerwise_features; the output is stored (it feeds
+        the next block twice)."""
         out = g.attend(self.channel, g.norm(self.bn, g.local(self.conv, x, 1)))
         out = g.local(self.spatial, out, SPATIAL_KERNEL // 2)
         shortcut = x if isinstance(self.shortcut, nn.Identity) else g.norm(self.shortcut[1],
@@ -164,7 +166,8 @@ class SpectralBlock(nn.Module):
         return _add_relu(x, out) if self.residual else out
 
     def layerwise(self, x, g):
-        """forward for HyperNetModel.layerwise_features."""
+        """``forward`` for HyperNetModel.layerwise_features; a residual output is stored (it
+        feeds the next block twice)."""
         out = g.attend(self.channel, g.norm(self.bn, g.local(self.conv, x, 0)))
         return g.keep(g.pointwise(_add_relu, x, out)) if self.residual else out
 
@@ -235,6 +238,7 @@ class HyperNetModel(nn.Module):
 
 
 def _add_relu(a, b):
+    """A residual connection: relu(a + b)."""
     return torch.relu(a + b)
 
 
