@@ -219,19 +219,19 @@ def test_tiled_features_cost_about_one_whole_image_pass():
 
 
 def tiled_run_with_scratch(tmp_path, on_detecting):
-    """Tiled features stored on disk under tmp_path/'scratch'; on_detecting(event) sees each progress
-    event along with the scratch folders then present."""
+    """Tiled features stored on disk under tmp_path/'scratch'; on_detecting(progress, folders) is
+    called at each progress event with the scratch folders then present."""
     model, image, valid = feature_image()
     model.stats.date_norm = True
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    progress = Progress(lambda event: on_detecting(event, os.listdir(scratch)), min_interval=0.0)
+    progress = Progress(lambda event: on_detecting(progress, os.listdir(scratch)), min_interval=0.0)
     return extract_features(model, image, valid, "cpu", 16, progress, scratch=str(scratch), memory_budget=0), scratch
 
 
 def test_tiled_scratch_folder_is_removed_after_success(tmp_path):
     seen = set()
-    _, scratch = tiled_run_with_scratch(tmp_path, lambda event, folders: seen.update(folders))
+    _, scratch = tiled_run_with_scratch(tmp_path, lambda progress, folders: seen.update(folders))
     assert len(seen) == 1 and next(iter(seen)).startswith("hsi-detect-hypernet-")  # the activations were on disk
     assert os.listdir(scratch) == []
 
@@ -244,11 +244,14 @@ class DiskFailed(Exception):
 def test_tiled_scratch_folder_is_removed_after_cancel_or_failure(tmp_path, ending):
     events = []
 
-    def on_event(event, folders):
+    def on_event(progress, folders):
         events.append(folders)
-        if len(events) == 40:  # some passes in
+        if len(events) == 40:  # some passes in, with activations on disk
             assert folders
-            raise ending()
+            if ending is Cancelled:
+                progress.cancel()
+            else:
+                raise DiskFailed()
 
     with pytest.raises(ending):
         tiled_run_with_scratch(tmp_path, on_event)

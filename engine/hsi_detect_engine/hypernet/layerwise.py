@@ -234,11 +234,11 @@ def tiled_features(model, image: np.ndarray, valid: np.ndarray, device, tile_siz
     import torch
 
     rows, cols, bands = image.shape
-    plan = LayerwiseEvaluator(model, np.zeros((1, 1, bands), np.float32), np.ones((1, 1), bool),
-                              torch.device("cpu"), 1, torch.device("cpu"), Progress())
+    device = torch.device(device)
+    plan = LayerwiseEvaluator(model, np.zeros((1, 1, bands), np.float32), np.ones((1, 1), bool), device, 1,
+                              device, Progress())
     plan.features()
     need = plan.peak_channels * rows * cols * 4
-    device = torch.device(device)
     host = memory_budget if memory_budget is not None else available_memory_bytes() * STORAGE_FRACTION
     if device.type == "cuda" and need <= available_memory_bytes(device) * STORAGE_FRACTION:
         storage = device
