@@ -171,24 +171,103 @@ def test_default_score_is_the_root_cosine_distance_times_the_change_vector_magni
     assert np.abs(same).max() < 1e-6
 
 
-@pytest.mark.parametrize("date_norm", [False, True])
-def test_tiled_features_equal_whole_image_features(date_norm):
+def feature_image(bands=9, rows=61, cols=70):
+    """A scaled image with nodata inside, and a network whose BatchNorm layers have non-trivial
+    running statistics."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    image = rng.normal(size=(61, 70, 9)).astype(np.float32)
-    valid = np.ones((61, 70), bool)
-    valid[5:9, 40:52] = False  # nodata inside: left out of the global pooling
+    image = (rng.normal(size=(rows, cols, bands)) + np.linspace(0, 2, cols)[None, :, None]).astype(np.float32)
+    valid = np.ones((rows, cols), bool)
+    valid[5:9, 40:52] = False  # nodata inside: left out of the global statistics
     image[~valid] = 0
-    model = HyperNetModel(9, 16)
-    with torch.no_grad():  # give the BatchNorm layers non-trivial running statistics
+    model = HyperNetModel(bands, 16)
+    with torch.no_grad():
         for _ in range(3):
             model.features(torch.from_numpy(image.transpose(2, 0, 1))[None] * 2 + 1)
+    return model, image, valid
+
+
+@pytest.mark.parametrize("date_norm", [False, True])
+@pytest.mark.parametrize("bands", [9, 16])  # 16 = h: residual first blocks, identity shortcut
+def test_tiled_features_equal_whole_image_features(date_norm, bands, tmp_path):
+    model, image, valid = feature_image(bands)
     model.stats.date_norm = date_norm
     whole = extract_features(model, image, valid, "cpu", None, Progress())
-    tiled = extract_features(model, image, valid, "cpu", 16, Progress())
-    assert model.stats.fixed == {}  # the fixed statistics do not outlive the extraction
     scale = np.abs(whole).max()
-    assert np.abs(tiled - whole).max() <= 1e-5 * scale
+    for tile, budget in ((16, None), (23, 0)):  # in memory; on disk
+        tiled = extract_features(model, image, valid, "cpu", tile, Progress(), scratch=str(tmp_path),
+                                 memory_budget=budget)
+        assert np.abs(tiled - whole).max() <= 1e-5 * scale
+    assert os.listdir(tmp_path) == []
+
+
+def test_tiled_features_cost_about_one_whole_image_pass():
+    """Every global statistic is computed once, layer after layer: the convolutions see about
+    as many pixels as in one whole-image pass (one pass per statistic would be 16 times)."""
+    model, image, valid = feature_image()
+    model.stats.date_norm = True
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, args, out: seen.append(out.shape[2] * out.shape[3]))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    extract_features(model, image, valid, "cpu", None, Progress())
+    whole = sum(seen)
+    seen.clear()
+    extract_features(model, image, valid, "cpu", 32, Progress())
+    for h in hooks:
+        h.remove()
+    assert whole < sum(seen) < 1.5 * whole  # the excess: the tiles' overlaps
+
+
+def tiled_run_with_scratch(tmp_path, on_detecting):
+    """Tiled features stored on disk under tmp_path/'scratch'; on_detecting(progress, folders) is
+    called at each progress event with the scratch folders then present."""
+    model, image, valid = feature_image()
+    model.stats.date_norm = True
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    progress = Progress(lambda event: on_detecting(progress, os.listdir(scratch)), min_interval=0.0)
+    return extract_features(model, image, valid, "cpu", 16, progress, scratch=str(scratch), memory_budget=0), scratch
+
+
+def test_tiled_scratch_folder_is_removed_after_success(tmp_path):
+    seen = set()
+    _, scratch = tiled_run_with_scratch(tmp_path, lambda progress, folders: seen.update(folders))
+    assert len(seen) == 1 and next(iter(seen)).startswith("hsi-detect-hypernet-")  # the activations were on disk
+    assert os.listdir(scratch) == []
+
+
+class DiskFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("ending", [Cancelled, DiskFailed])
+def test_tiled_scratch_folder_is_removed_after_cancel_or_failure(tmp_path, ending):
+    events = []
+
+    def on_event(progress, folders):
+        events.append(folders)
+        if len(events) == 40:  # some passes in, with activations on disk
+            assert folders
+            if ending is Cancelled:
+                progress.cancel()
+            else:
+                raise DiskFailed()
+
+    with pytest.raises(ending):
+        tiled_run_with_scratch(tmp_path, on_event)
+    assert os.listdir(tmp_path / "scratch") == []
+
+
+def test_tiled_features_refuse_a_scratch_folder_without_room_before_starting(tmp_path):
+    model = HyperNetModel(4, 16)
+    rows = cols = 400_000  # 4h channels of float32: 41 TB
+    image = np.broadcast_to(np.zeros(4, np.float32), (rows, cols, 4))
+    valid = np.broadcast_to(True, (rows, cols))
+    events = []
+    with pytest.raises(HsiDetectError, match="free some space there or set TMPDIR"):
+        extract_features(model, image, valid, "cpu", 1024, Progress(events.append), scratch=str(tmp_path),
+                         memory_budget=0)
+    assert events == [] and os.listdir(tmp_path) == []
 
 
 def test_date_statistics_remove_a_radiometric_change_that_running_statistics_keep():

@@ -7,12 +7,10 @@ attention) are fused into 2h feature channels per pixel; a projector and a predi
 
 Channel attention pools GLOBALLY (average and maximum over the whole image), and so do
 the encoder's BatchNorm layers at detection when they normalise each date with its own
-statistics (``date_norm``; the paper uses the running statistics). To make detection by
-tiles equal to whole-image detection, every such module gets its statistics through one
-shared ``GlobalStats`` object, which numbers the calls in forward order and can (a)
-compute them from the current input over its valid pixels (training, whole-image
-detection), (b) use statistics fixed from outside, or (c) accumulate those of a tile's
-core and stop the forward pass (the first passes of tiled detection, features.py).
+statistics (``date_norm``; the paper uses the running statistics). In ``features`` (training,
+whole-image detection) they get them from one shared ``GlobalStats``, over the valid pixels.
+``layerwise_features`` spells the same encoder out step by step, so that tiled detection
+(layerwise.py) can compute each global statistic over the whole image, layer after layer.
 """
 
 from __future__ import annotations
@@ -25,9 +23,10 @@ from torch import nn
 REDUCTION = 16  # channel attention's reduction ratio
 SPATIAL_KERNEL = 7  # spatial attention's kernel
 POOL_SIZE = 5  # the spatial branch's final average pool
-# Pixels a tile must reach beyond its core so that its core is computed exactly:
-# three blocks of (conv 3x3 + spatial attention 7x7) = 3 * (1 + 3), the 5x5 pool = 2,
-# and the spectral branch's 3x3 fusion conv = 1 (less than the spatial side's total).
+# How far the encoder reaches around a pixel: three blocks of (conv 3x3 + spatial
+# attention 7x7) = 3 * (1 + 3), the 5x5 pool = 2, and the spectral branch's 3x3 fusion
+# conv = 1 (less than the spatial side's total). Tiled detection reads each of its
+# layer-by-layer passes with the reach of that pass's layers only (at most 3).
 RECEPTIVE_RADIUS = 3 * (1 + SPATIAL_KERNEL // 2) + POOL_SIZE // 2
 
 
@@ -38,76 +37,23 @@ def hidden_width(bands: int, requested: int = 0) -> int:
     return max(16, int(bands / 2 / 8 + 0.5) * 8)
 
 
-class StopForward(Exception):
-    """Raised by GlobalStats once the statistics being collected have been accumulated."""
-
-
 class GlobalStats:
     """Where channel attention (global average and maximum) and, with ``date_norm``, the
-    encoder's BatchNorm layers at detection (mean and variance) get their statistics.
-
-    Calls are numbered in forward order from ``begin()``. mask: (1, 1, H, W) bool of the
-    pixels the statistics cover (None: all). fixed: call number -> statistics given from
-    outside. collect: the call number whose statistics to accumulate over ``core`` (row
-    slice, col slice of the current tile), after which StopForward is raised.
-    """
+    encoder's BatchNorm layers at detection (mean and variance) get their statistics: over
+    the valid pixels (``mask``, (1, 1, H, W) bool, None: all) of the current input.
+    Tiled detection computes the same statistics layer by layer instead (layerwise.py)."""
 
     def __init__(self, date_norm: bool = False):
         self.date_norm = date_norm
         self.mask: Optional[torch.Tensor] = None
-        self.fixed: dict = {}
-        self.collect: Optional[int] = None
-        self.core = None
-        self.calls = 0
-        self._acc = None
-
-    def reset(self):
-        self.__init__(self.date_norm)
-
-    def begin(self, mask: Optional[torch.Tensor]):
-        self.mask, self.calls = mask, 0
 
     def pooled(self, x: torch.Tensor):
         """(avg, max) of x (1, C, H, W) over the image, as (1, C, 1, 1) tensors."""
-        return self._stats(x, "pool")
+        return _masked_pool(x, self.mask)
 
     def moments(self, x: torch.Tensor):
         """(mean, biased variance) of x (1, C, H, W) over the image, as (1, C, 1, 1) tensors."""
-        return self._stats(x, "moments")
-
-    def _stats(self, x: torch.Tensor, kind: str):
-        index = self.calls
-        self.calls += 1
-        if index in self.fixed:
-            return tuple(t.view(1, -1, 1, 1).to(x.dtype) for t in self.fixed[index])
-        if index == self.collect:
-            self._accumulate(x, kind)
-            raise StopForward()
-        return _masked_pool(x, self.mask) if kind == "pool" else _masked_moments(x, self.mask)
-
-    def _accumulate(self, x: torch.Tensor, kind: str):
-        rs, cs = self.core
-        core = x[0, :, rs, cs].reshape(x.shape[1], -1)
-        if self.mask is not None:
-            core = core[:, self.mask[0, 0, rs, cs].reshape(-1)]
-        if core.shape[1] == 0:
-            return
-        d = core.double()
-        second = d.amax(dim=1) if kind == "pool" else (d * d).sum(dim=1)
-        if self._acc is None:
-            self._acc = [kind, d.sum(dim=1), second, core.shape[1]]
-        else:
-            self._acc[1] += d.sum(dim=1)
-            self._acc[2] = torch.maximum(self._acc[2], second) if kind == "pool" else self._acc[2] + second
-            self._acc[3] += core.shape[1]
-
-    def collected(self):
-        """The statistics accumulated over all tiles, as (C,) float32 tensors; clears them."""
-        kind, total, second, count = self._acc
-        self._acc = None
-        mean = total / count
-        other = second if kind == "pool" else (second / count - mean * mean).clamp_min(0.0)
-        return mean.float(), other.float()
+        return _masked_moments(x, self.mask)
 
 
 def _masked_pool(x: torch.Tensor, mask: Optional[torch.Tensor]):
@@ -142,7 +88,10 @@ class DateNorm(nn.BatchNorm2d):
     def forward(self, x):
         if self.training or not self.stats.date_norm:
             return super().forward(x)
-        mean, var = self.stats.moments(x)
+        return self.normalise(x, *self.stats.moments(x))
+
+    def normalise(self, x, mean, var):
+        """x normalised with the given (1, C, 1, 1) mean and variance."""
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
@@ -157,7 +106,10 @@ class ChannelAttention(nn.Module):
         self.stats = stats
 
     def forward(self, x):
-        avg, mx = self.stats.pooled(x)
+        return self.weigh(x, *self.stats.pooled(x))
+
+    def weigh(self, x, avg, mx):
+        """x weighed by the attention of the given (1, C, 1, 1) average and maximum."""
         return x * torch.sigmoid(self.mlp(avg) + self.mlp(mx))
 
 
@@ -187,7 +139,16 @@ class SpatialBlock(nn.Module):
 
     def forward(self, x):
         out = self.spatial(self.channel(self.bn(self.conv(x))))
-        return torch.relu(out + self.shortcut(x))
+        return _add_relu(out, self.shortcut(x))
+
+    def layerwise(self, x, g):
+        """``forward`` for HyperNetModel.layerwise_features; the output is stored (it feeds
+        the next block twice)."""
+        out = g.attend(self.channel, g.norm(self.bn, g.local(self.conv, x, 1)))
+        out = g.local(self.spatial, out, SPATIAL_KERNEL // 2)
+        shortcut = x if isinstance(self.shortcut, nn.Identity) else g.norm(self.shortcut[1],
+                                                                           g.local(self.shortcut[0], x, 0))
+        return g.keep(g.pointwise(_add_relu, out, shortcut))
 
 
 class SpectralBlock(nn.Module):
@@ -202,7 +163,13 @@ class SpectralBlock(nn.Module):
 
     def forward(self, x):
         out = self.channel(self.bn(self.conv(x)))
-        return torch.relu(x + out) if self.residual else out
+        return _add_relu(x, out) if self.residual else out
+
+    def layerwise(self, x, g):
+        """``forward`` for HyperNetModel.layerwise_features; a residual output is stored (it
+        feeds the next block twice)."""
+        out = g.attend(self.channel, g.norm(self.bn, g.local(self.conv, x, 0)))
+        return g.keep(g.pointwise(_add_relu, x, out)) if self.residual else out
 
 
 class HyperNetModel(nn.Module):
@@ -236,17 +203,10 @@ class HyperNetModel(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def global_statistics_count(self) -> int:
-        """How many global statistics one feature pass takes (channel attention, and the
-        encoder's BatchNorm layers when they normalise each date on its own)."""
-        attention = sum(isinstance(m, ChannelAttention) for m in self.modules())
-        norms = sum(isinstance(m, DateNorm) for m in self.modules())
-        return attention + (norms if self.stats.date_norm and not self.training else 0)
-
     def features(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Fused features (1, 2h, H, W) of one image (1, B, H, W); mask: the pixels global
         statistics cover (valid pixels)."""
-        self.stats.begin(mask)
+        self.stats.mask = mask
         try:
             spectral = self.fuse_spectral(self.spectral(x))
             spatial = self.fuse_spatial(self.spatial(x))
@@ -254,10 +214,32 @@ class HyperNetModel(nn.Module):
             self.stats.mask = None
         return torch.cat([spatial, spectral], dim=1)
 
+    def layerwise_features(self, x, g):
+        """``features`` again, step by step for a layer-by-layer evaluator ``g`` (tiled
+        detection, layerwise.py): x and the results are g's whole-image activations; g.local
+        applies a module that reaches ``radius`` pixels around each pixel, g.pointwise a
+        per-pixel function, g.norm and g.attend a DateNorm or channel attention (computing
+        their global statistics), g.keep stores an activation used more than once."""
+        spectral = x
+        for block in self.spectral:
+            spectral = block.layerwise(spectral, g)
+        spectral = g.norm(self.fuse_spectral[1], g.local(self.fuse_spectral[0], spectral, 1))
+        spatial = x
+        for block in self.spatial[:-1]:
+            spatial = block.layerwise(spatial, g)
+        spatial = g.local(self.spatial[-1], spatial, POOL_SIZE // 2)
+        spatial = g.norm(self.fuse_spatial[1], g.local(self.fuse_spatial[0], spatial, 0))
+        return g.pointwise(lambda a, b: torch.cat([a, b], dim=1), spatial, spectral)
+
     def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
         """(z, p) of one image: projector output and predictor output, (1, 2h, H, W) each."""
         z = self.projector(self.features(x, mask))
         return z, self.predictor(z)
+
+
+def _add_relu(a, b):
+    """A residual connection: relu(a + b)."""
+    return torch.relu(a + b)
 
 
 def focal_cosine(p1, p2, z1, z2, pixels: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
