@@ -9,6 +9,7 @@ from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
 from .io.paths import check_output_path
+from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.reader import read_cube
 from .io.writer import write_binary, write_score
 from .progress import Progress
@@ -22,7 +23,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
                 threshold: str = "otsu", threshold_value: Optional[float] = None,
                 top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
-                params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
+                params: Optional[dict] = None, progress: Optional[Progress] = None,
+                wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
     """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map.
 
     Returns a summary dict: outputs, method, device, threshold, timings.
@@ -36,11 +38,13 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         if out:
             check_output_path(out, inputs)
     progress.update("reading", 0.0, f"reading {input_path}", force=True)
-    cube = read_cube(input_path, bands)
+    cube = read_cube(input_path, bands, wavelengths=wavelengths, bad_bands=bad_bands, mask_clouds=mask_clouds,
+                     progress=progress)
+    progress.log(band_summary(cube))
     rows, cols, nb = cube.shape
     progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
     summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
-               "valid_pixels": int(cube.valid.sum())}
+               "wavelengths": cube.wavelengths, "product": cube.kind or None, "valid_pixels": int(cube.valid.sum())}
     if method == "rx":
         raw = rx_scores(cube.data, cube.valid, progress)
         summary["device"] = "cpu"
@@ -52,7 +56,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         summary.update(info)
     score = minmax_normalise(raw, cube.valid)
     progress.update("writing", 0.0, f"writing {output}", force=True)
-    meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+    meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(cube)}
     outputs = {"score": write_score(output, score, cube.valid, cube.georef, inputs, "anomaly score", meta)}
     if binary:
         t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)

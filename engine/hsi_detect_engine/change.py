@@ -13,6 +13,7 @@ from . import __version__
 from .classical import cva_magnitude, rx_scores, standardize_date
 from .errors import HsiDetectError
 from .io.pairs import read_pair, read_training_mask
+from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.paths import check_output_path
 from .io.styles import qml_path
 from .io.writer import write_binary, write_score
@@ -28,7 +29,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                threshold: str = "otsu", threshold_value: Optional[float] = None,
                top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
-               params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
+               params: Optional[dict] = None, progress: Optional[Progress] = None,
+               wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
     """Detect change between two dates and write the requested maps. Returns a summary dict."""
     progress = progress or Progress()
     if method not in METHODS:
@@ -39,12 +41,15 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         if out:
             check_output_path(out, inputs)
     progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
-    pair = read_pair(t1_path, t2_path, bands, grid, progress)
+    pair = read_pair(t1_path, t2_path, bands, grid, progress, wavelengths=wavelengths, bad_bands=bad_bands,
+                     mask_clouds=mask_clouds)
+    progress.log(band_summary(pair.t1))
     valid = pair.valid
     rows, cols, nb = pair.t1.shape
     mask = read_training_mask(training_mask, (rows, cols)) & valid if training_mask else None
     progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(valid.sum())} valid in both dates")
-    summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "valid_pixels": int(valid.sum()),
+    summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "wavelengths": pair.t1.wavelengths,
+               "product": pair.t1.kind or None, "valid_pixels": int(valid.sum()),
                "resampled_t2": pair.resampled}
     if method == "cva":
         magnitude = cva_magnitude(pair.t1.data, pair.t2.data, valid)
@@ -58,7 +63,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                                                 progress=progress)
         summary.update(info)
     progress.update("writing", 0.0, f"writing {output}", force=True)
-    meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+    meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(pair.t1)}
     georef = pair.t1.georef
     outputs = {}
     try:  # a failure or a cancellation while writing leaves none of this run's files

@@ -88,7 +88,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     info = {"device": describe_device(dev), "threshold_transform": p["threshold_transform"]}
 
     if model_path:
-        tensors, config = load_model(model_path, METHOD, bands)
+        tensors, config = load_model(model_path, METHOD, bands, pair.t1.wavelengths)
         hidden, scaling = int(config["hidden"]), config["scaling"]
         model = HyperNetModel(bands, hidden)
         try:
@@ -137,7 +137,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     progress.update("detecting", 1.0, "features compared")
 
     if save_model and not model_path:
-        config = {"bands": bands, "hidden": hidden, "scaling": scaling, "seed": seed,
+        config = {"bands": bands, "wavelengths": pair.t1.wavelengths, "hidden": hidden, "scaling": scaling, "seed": seed,
                   "params": {k: v for k, v in p.items()}}
         info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config, inputs)
     return magnitude.astype(np.float32), diff, info
