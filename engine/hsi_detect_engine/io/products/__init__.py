@@ -78,8 +78,9 @@ def read_source(source: Source, bands: Optional[Sequence[int]], ranges: Optional
     path = source.path
     numbers = select_bands(bands, source.count, path)
     idx = [n - 1 for n in numbers]
-    pick = lambda values: [values[i] for i in idx] if values else None  # noqa: E731
-    waves, good = pick(source.wavelengths), pick(source.good)
+    if source.wavelengths:
+        source.wavelengths = [round(float(w), 3) for w in source.wavelengths]
+    waves, good = pick_list(source.wavelengths, idx), pick_list(source.good, idx)
     keep = choose_bands(numbers, waves, good, ranges, bad_bands, path, log)
     _check_count(path, len(keep), min_bands)
     chosen = [idx[i] for i in keep]

@@ -60,25 +60,23 @@ def in_water_vapour(wavelength: float) -> bool:
     return any(lo <= wavelength <= hi for lo, hi in WATER_VAPOUR_WINDOWS)
 
 
-def _span(numbers: list) -> str:
-    """'3-5, 9' for band numbers [3, 4, 5, 9]."""
-    parts, start = [], None
-    for i, n in enumerate(numbers):
-        if start is None:
-            start = n
-        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
-            parts.append(f"{start}" if start == n else f"{start}-{n}")
-            start = None
-    return ", ".join(parts)
-
-
 def describe(numbers: list, wavelengths: Optional[list], indices: list) -> str:
-    """'bands 3-5 (1350-1370 nm)' for log lines."""
-    text = f"band{'s' if len(indices) > 1 else ''} {_span([numbers[i] for i in indices])}"
-    if wavelengths:
-        w = [wavelengths[i] for i in indices]
-        text += f" ({min(w):.0f}-{max(w):.0f} nm)" if len(w) > 1 else f" ({w[0]:.0f} nm)"
-    return text
+    """'bands 3-5 (1350-1370 nm), 9 (1500 nm)' for log lines: runs of consecutive band numbers."""
+    runs, run = [], []
+    for i in indices:
+        if run and numbers[i] != numbers[run[-1]] + 1:
+            runs.append(run)
+            run = []
+        run.append(i)
+    runs += [run] if run else []
+    parts = []
+    for r in runs:
+        text = f"{numbers[r[0]]}" if len(r) == 1 else f"{numbers[r[0]]}-{numbers[r[-1]]}"
+        if wavelengths:
+            w = [wavelengths[i] for i in r]
+            text += f" ({w[0]:.0f} nm)" if len(r) == 1 else f" ({min(w):.0f}-{max(w):.0f} nm)"
+        parts.append(text)
+    return f"band{'s' if len(indices) > 1 else ''} " + ", ".join(parts)
 
 
 def choose_bands(numbers: list, wavelengths: Optional[list], good: Optional[list], ranges: Optional[list],
