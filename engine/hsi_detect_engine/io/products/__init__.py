@@ -23,15 +23,9 @@ from .wavelengths import choose_bands, describe
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def is_enmap_folder(path: str) -> bool:
-    from .enmap import find_metadata
-
-    return os.path.isdir(path) and find_metadata(path) is not None
-
-
 def open_source(path: str, mask_clouds: bool = False) -> Source:
     """The reader for ``path``: a sensor product's, or GDAL's for any other raster."""
-    from . import emit, enmap, envi, prisma
+    from . import enmap, envi
 
     if os.path.isdir(path):
         return enmap.EnmapSource(path, mask_clouds)

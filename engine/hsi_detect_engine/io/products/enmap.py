@@ -144,7 +144,7 @@ class EnmapSource(Source):
 
         flagged = np.zeros((self.georef.height, self.georef.width), dtype=bool)
         for layer in CLOUD_LAYERS:
-            arr, _, g = read_single_band(self._find("-" + layer))
+            arr, _, _ = read_single_band(self._find("-" + layer))
             if arr.shape != flagged.shape:
                 raise HsiDetectError(f"The {layer} layer of {self.path} is {arr.shape[0]} x {arr.shape[1]} pixels, "
                                      f"not the image's {flagged.shape[0]} x {flagged.shape[1]}: the product is damaged.")
