@@ -39,9 +39,14 @@ def open_source(path: str, mask_clouds: bool = False) -> Source:
                              "but is not an HDF5/netCDF-4 file: it is damaged or incomplete. Download it again.")
     if head.startswith(b"ENVI"):
         return envi.open_header(path)
-    if enmap.is_enmap_name(name) or name.endswith(".XML"):
+    if enmap.is_enmap_name(name) or (name.endswith(".XML") and not _is_vrt(path)):
         return enmap.EnmapSource(path, mask_clouds)
     return GdalSource(path)
+
+
+def _is_vrt(path: str) -> bool:
+    with open(path, "rb") as f:
+        return b"<VRTDataset" in f.read(4096)
 
 
 def _open_hdf5(path: str) -> Source:
