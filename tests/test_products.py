@@ -300,3 +300,10 @@ def test_hypernet_end_to_end_on_two_prisma_dates_and_model_wavelengths(tmp_path,
     assert done.returncode == 1
     assert "was trained on bands at" in done.stderr and "Choose the same wavelengths" in done.stderr
     assert not os.path.exists(tmp_path / "other.tif")
+
+
+def test_an_xml_that_is_a_gdal_vrt_is_read_by_gdal(tmp_path, products):
+    vrt = str(tmp_path / "mosaic.xml")
+    gdal.BuildVRT(vrt, [products["envi"][:-4] + ".bil"]).FlushCache()
+    c = read_cube(vrt, bad_bands="keep")
+    assert c.kind == "" and c.shape == (40, 50, 120)
