@@ -8,7 +8,7 @@ evenly spaced, 400 + (k - 1) * 2100 / 209 nm. The AVIRIS (ABU, San Diego) scenes
 bands are not documented, so they cannot be measured. The scene is written as a GeoTIFF
 with these wavelengths and run through run_anomaly with --bad-bands keep and drop.
 
-Run: python -m bench.studies.water_bands [--seeds 1 2]
+Run: python bench/studies/water_bands.py [--seeds 1 2]  (results: bench/results/studies/water_bands.md)
 """
 
 from __future__ import annotations
