@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
+from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.reader import read_cube
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
@@ -23,7 +24,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
                 threshold: str = "otsu", threshold_value: Optional[float] = None,
                 top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
-                params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
+                params: Optional[dict] = None, progress: Optional[Progress] = None,
+                wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
     """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map.
 
     Returns a summary dict: outputs, method, device, threshold, timings.
@@ -42,12 +44,14 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         progress.update("reading", 0.0, f"reading {input_path}", force=True)
-        cube = read_cube(input_path, bands)
+        cube = read_cube(input_path, bands, wavelengths=wavelengths, bad_bands=bad_bands, mask_clouds=mask_clouds,
+                         progress=progress)
+        progress.log(band_summary(cube))
         rows, cols, nb = cube.shape
         txn.check_space({"score": 4 * rows * cols, "binary": rows * cols})
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
         summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
-                   "valid_pixels": int(cube.valid.sum())}
+                   "wavelengths": cube.wavelengths, "product": cube.kind or None, "valid_pixels": int(cube.valid.sum())}
         if method == "rx":
             raw = rx_scores(cube.data, cube.valid, progress)
             summary["device"] = "cpu"
@@ -60,7 +64,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
             summary.update(info)
         score = minmax_normalise(raw, cube.valid)
         progress.update("writing", 0.0, f"writing {output}", force=True)
-        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(cube)}
         write_score(txn.path("score"), score, cube.valid, cube.georef, "anomaly score", meta, txn.path("score", "qml"))
         if binary:
             t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)

@@ -12,6 +12,7 @@ from . import __version__
 from .classical import cva_magnitude, rx_scores
 from .errors import HsiDetectError
 from .io.pairs import read_pair, read_training_mask
+from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
 from .parameters import HYPERNET, check_run_options, check_threshold, refuse_network_options, resolve
@@ -28,7 +29,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                threshold: str = "otsu", threshold_value: Optional[float] = None,
                top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
-               params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
+               params: Optional[dict] = None, progress: Optional[Progress] = None,
+               wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
     """Detect change between two dates and write the requested maps. Returns a summary dict."""
     progress = progress or Progress()
     if method not in METHODS:
@@ -45,14 +47,16 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                  "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
-        pair = read_pair(t1_path, t2_path, bands, grid, progress)
+        pair = read_pair(t1_path, t2_path, bands, grid, progress, wavelengths=wavelengths, bad_bands=bad_bands,
+                         mask_clouds=mask_clouds)
+        progress.log(band_summary(pair.t1))
         valid = pair.valid
         rows, cols, nb = pair.t1.shape
         txn.check_space({"change": 4 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols})
         mask = read_training_mask(training_mask, (rows, cols)) & valid if training_mask else None
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(valid.sum())} valid in both dates")
-        summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "valid_pixels": int(valid.sum()),
-                   "resampled_t2": pair.resampled}
+        summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "wavelengths": pair.t1.wavelengths,
+                   "product": pair.t1.kind or None, "valid_pixels": int(valid.sum()), "resampled_t2": pair.resampled}
         if method == "cva":
             magnitude = cva_magnitude(pair.t1.data, pair.t2.data, valid)
             diff = np.abs(scale_on_own_statistics(pair.t2.data, valid) - scale_on_own_statistics(pair.t1.data, valid))
@@ -66,7 +70,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
             info.pop("saved_model", None)
             summary.update(info)
         progress.update("writing", 0.0, f"writing {output}", force=True)
-        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(pair.t1)}
         georef = pair.t1.georef
         write_score(txn.path("change"), magnitude, valid, georef, "change magnitude", meta, txn.path("change", "qml"))
         if anomalous:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -13,10 +12,11 @@ from ..progress import Progress
 from .cube import Cube
 from .gdal_utils import gdal as _gdal
 from .paths import check_input_path
-from .reader import RasterSource, read_cube, read_single_band
+from .reader import read_cube, read_single_band
 from .research import RESEARCH_SUFFIXES, load_arrays
 
 GRID_MODES = ("resample", "refuse")
+WAVELENGTH_TOLERANCE = 1.0  # nm: band centres closer than this are the same band
 
 
 @dataclass
@@ -39,11 +39,13 @@ def _band_count(path: str) -> int:
 
 
 def read_pair(t1_path: str, t2_path: str, bands: Optional[Sequence[int]] = None, grid: str = "resample",
-              progress: Optional[Progress] = None, min_bands: int = 3) -> Pair:
+              progress: Optional[Progress] = None, min_bands: int = 3, wavelengths: Optional[list] = None,
+              bad_bands: str = "drop", mask_clouds: bool = False) -> Pair:
     """Read both dates with the same bands; put date 2 on date 1's grid when they differ.
 
     grid='resample' warps date 2 onto date 1's grid with GDAL (bilinear); grid='refuse'
-    stops with a message naming what differs (CRS, extent, pixel size).
+    stops with a message naming what differs (CRS, extent, pixel size). Sensor products
+    are read as read_cube reads them; a band dropped from one date is dropped from both.
     """
     progress = progress or Progress()
     if grid not in GRID_MODES:
@@ -54,56 +56,75 @@ def read_pair(t1_path: str, t2_path: str, bands: Optional[Sequence[int]] = None,
     if n1 > 0 and n2 > 0 and n1 != n2:
         raise HsiDetectError(f"The two dates have different band counts ({t1_path}: {n1}, {t2_path}: {n2}). "
                              "Give two images of the same sensor and bands.")
-    t1 = read_cube(t1_path, bands, min_bands=min_bands)
+    options = dict(min_bands=min_bands, wavelengths=wavelengths, bad_bands=bad_bands, mask_clouds=mask_clouds,
+                   progress=progress)
+    t1 = read_cube(t1_path, bands, **options)
+    t2 = read_cube(t2_path, bands, require_valid=False, **options)
+    t1, t2 = _same_bands(t1, t2, progress)
     resampled = False
-    with_gdal = not t2_path.lower().endswith(RESEARCH_SUFFIXES) and not t1_path.lower().endswith(RESEARCH_SUFFIXES)
-    if with_gdal:
-        with RasterSource(t2_path, bands, min_bands) as src:
-            differ = t1.georef.same_grid(src.georef)
-        if differ:
-            what = ", ".join(differ)
-            if grid == "refuse":
-                raise HsiDetectError(f"The two dates are not on the same grid ({what} differ). "
-                                     "Resample date 2 onto date 1 first, or let the tool do it (grid mode 'resample').")
-            progress.log(f"Date 2 is on another grid ({what} differ): resampling it onto date 1's grid (bilinear).")
-            t2 = _read_warped(t2_path, t1, bands, min_bands)
-            resampled = True
-        else:
-            t2 = read_cube(t2_path, bands, min_bands=min_bands, require_valid=False)
-    else:
-        t2 = read_cube(t2_path, bands, min_bands=min_bands, require_valid=False)
-        if t2.shape[:2] != t1.shape[:2]:
-            raise HsiDetectError(f"The two dates differ in size ({t1.shape[0]} x {t1.shape[1]} and "
-                                 f"{t2.shape[0]} x {t2.shape[1]}) and carry no georeference to align them.")
+    research = any(p.lower().endswith(RESEARCH_SUFFIXES) for p in (t1_path, t2_path))
+    differ = [] if research else t1.georef.same_grid(t2.georef)
+    if differ:
+        what = ", ".join(differ)
+        if grid == "refuse":
+            raise HsiDetectError(f"The two dates are not on the same grid ({what} differ). "
+                                 "Resample date 2 onto date 1 first, or let the tool do it (grid mode 'resample').")
+        progress.log(f"Date 2 is on another grid ({what} differ): resampling it onto date 1's grid (bilinear).")
+        t2 = _warped(t2, t1)
+        resampled = True
+    elif t2.shape[:2] != t1.shape[:2]:
+        raise HsiDetectError(f"The two dates differ in size ({t1.shape[0]} x {t1.shape[1]} and "
+                             f"{t2.shape[0]} x {t2.shape[1]}) and carry no georeference to align them.")
     valid = t1.valid & t2.valid
     if not valid.any():
         raise HsiDetectError("No pixel is valid in both dates: they do not overlap, or nodata covers one of them.")
     return Pair(t1, t2, valid, resampled)
 
 
-def _read_warped(path: str, target: Cube, bands, min_bands) -> Cube:
+def _same_bands(t1: Cube, t2: Cube, progress: Progress) -> tuple:
+    """Keep the bands both dates kept (by band number); refuse dates whose wavelengths differ."""
+    if t1.band_numbers != t2.band_numbers:
+        both = [n for n in t1.band_numbers if n in set(t2.band_numbers)]
+        only = sorted(set(t1.band_numbers) ^ set(t2.band_numbers))
+        if only:
+            progress.log(f"Band(s) {', '.join(map(str, only))} dropped from one date are dropped from both.")
+        t1 = t1.subset([t1.band_numbers.index(n) for n in both])
+        t2 = t2.subset([t2.band_numbers.index(n) for n in both])
+    if t1.wavelengths and t2.wavelengths:
+        gap = max(abs(a - b) for a, b in zip(t1.wavelengths, t2.wavelengths))
+        if len(t1.wavelengths) != len(t2.wavelengths) or gap > WAVELENGTH_TOLERANCE:
+            raise HsiDetectError(f"The two dates' band wavelengths differ (by up to {gap:.1f} nm). "
+                                 "Give two images of the same sensor and bands.")
+    return t1, t2
+
+
+def _warped(cube: Cube, target: Cube) -> Cube:
+    """``cube`` resampled (bilinear) onto ``target``'s grid, invalid pixels as nodata."""
     gdal = _gdal()
     g = target.georef
     gt = g.geotransform or (0, 1, 0, 0, 0, -1)
     bounds = (gt[0], gt[3] + gt[5] * g.height, gt[0] + gt[1] * g.width, gt[3])
-    mem = f"/vsimem/hsi_detect_{uuid.uuid4().hex}.tif"
+    rows, cols, nb = cube.shape
     try:
-        src = gdal.Open(path)
-        nodata = src.GetRasterBand(1).GetNoDataValue()
-        opts = gdal.WarpOptions(format="GTiff", outputBounds=bounds, width=g.width, height=g.height,
-                                dstSRS=g.crs_wkt or None, resampleAlg="bilinear",
-                                srcNodata=nodata, dstNodata=nodata if nodata is not None else float("nan"),
+        src = gdal.GetDriverByName("MEM").Create("", cols, rows, nb, gdal.GDT_Float32)
+        src.SetGeoTransform(cube.georef.geotransform or (0, 1, 0, 0, 0, -1))
+        if cube.georef.crs_wkt:
+            src.SetProjection(cube.georef.crs_wkt)
+        for i in range(nb):
+            band = src.GetRasterBand(i + 1)
+            band.WriteArray(np.where(cube.valid, cube.data[:, :, i], np.float32(np.nan)))
+            band.SetNoDataValue(float("nan"))
+        opts = gdal.WarpOptions(format="MEM", outputBounds=bounds, width=g.width, height=g.height,
+                                dstSRS=g.crs_wkt or None, resampleAlg="bilinear", dstNodata=float("nan"),
                                 outputType=gdal.GDT_Float32)
-        ds = gdal.Warp(mem, src, options=opts)
-        with RasterSource(path, bands, min_bands, dataset=ds) as s:
-            data, valid = s.read()
-            cube = Cube(data, valid, g, s.band_numbers, s.band_names, s.wavelengths, s.wavelength_units, path)
-        ds = None
-        return cube
+        ds = gdal.Warp("", src, options=opts)
+        data = np.dstack([ds.GetRasterBand(i + 1).ReadAsArray() for i in range(nb)]).astype(np.float32)
     except RuntimeError as exc:
-        raise HsiDetectError(f"Resampling {path} onto the first date's grid failed ({exc}).") from None
-    finally:
-        gdal.Unlink(mem)
+        raise HsiDetectError(f"Resampling {cube.source} onto the first date's grid failed ({exc}).") from None
+    valid = np.isfinite(data).all(axis=2)
+    data[~valid] = 0.0
+    return Cube(data, valid, g, cube.band_numbers, cube.band_names, cube.wavelengths, cube.wavelength_units,
+                cube.source, fwhm=cube.fwhm, kind=cube.kind)
 
 
 def read_training_mask(path: str, shape: tuple) -> np.ndarray:

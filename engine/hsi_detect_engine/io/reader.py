@@ -1,7 +1,9 @@
 """Reading hyperspectral cubes from GDAL rasters (and research files, through research.py).
 
 A pixel is invalid when any selected band holds that band's nodata value or a
-non-finite value (or the raster's own mask says so).
+non-finite value (or the raster's own mask says so); a band that holds no valid pixel
+at all is dropped (and logged) rather than allowed to invalidate every pixel. Sensor
+products (EnMAP, PRISMA, EMIT, ENVI headers) are recognised and read by io.products.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from ..errors import HsiDetectError
 from .bands import select_bands
 from .cube import Cube, Georef
+from .products.wavelengths import to_nanometres
 from .gdal_utils import gdal as _gdal, short_error as _short
 from .paths import check_input_path
 from .research import RESEARCH_SUFFIXES, read_research_2d, read_research_cube
@@ -50,6 +53,16 @@ class RasterSource:
         self._bands = [ds.GetRasterBand(n) for n in self.band_numbers]
         self.band_names = [b.GetDescription() or f"Band {n}" for b, n in zip(self._bands, self.band_numbers)]
         self.wavelengths, self.wavelength_units = self._read_wavelengths()
+        envi = ds.GetMetadata("ENVI") or {}
+        raw_waves = _envi_list(envi.get("wavelength"), count, self.band_numbers)
+        self.fwhm = to_nanometres(_envi_list(envi.get("fwhm"), count, self.band_numbers),
+                                  envi.get("wavelength_units", ""), raw_waves or [1000.0])
+        bbl = _envi_list(envi.get("bbl"), count, self.band_numbers)
+        self.good_bands = [v != 0 for v in bbl] if bbl else None
+        try:
+            self.scale = float(envi.get("reflectance_scale_factor") or 1.0) or 1.0
+        except ValueError:
+            self.scale = 1.0
 
     @property
     def height(self) -> int:
@@ -60,23 +73,28 @@ class RasterSource:
         return self.georef.width
 
     def _read_wavelengths(self):
+        """Wavelengths in nm (micrometres converted) and "nm"; (None, units) when the file has none."""
         per_band = [b.GetMetadataItem("wavelength") for b in self._bands]
         units = self._bands[0].GetMetadataItem("wavelength_units") or ""
+        envi = self._ds.GetMetadata("ENVI") or {}
+        units = units or envi.get("wavelength_units", "")
         if all(v not in (None, "") for v in per_band):
             try:
-                return [float(v) for v in per_band], units
+                return to_nanometres([float(v) for v in per_band], units), "nm"
             except ValueError:
                 pass
-        envi = self._ds.GetMetadata("ENVI") or {}
-        text = envi.get("wavelength")
-        if text:
-            values = [float(v) for v in re.findall(r"[-+0-9.eE]+", text)]
-            if len(values) == self._ds.RasterCount:
-                return [values[n - 1] for n in self.band_numbers], envi.get("wavelength_units", units)
-        return None, units
+        values = _envi_list(envi.get("wavelength"), self._ds.RasterCount, self.band_numbers)
+        return (to_nanometres(values, units), "nm") if values else (None, units)
 
     def read(self, row: int = 0, col: int = 0, rows: Optional[int] = None, cols: Optional[int] = None):
         """Read a window: returns (cube (rows, cols, bands) float32, valid (rows, cols) bool)."""
+        cube = self.read_values(row, col, rows, cols)
+        valid = np.isfinite(cube).all(axis=2)
+        cube[~valid] = 0.0
+        return cube, valid
+
+    def read_values(self, row: int = 0, col: int = 0, rows: Optional[int] = None, cols: Optional[int] = None):
+        """Read a window as float32 (rows, cols, bands), scaled, NaN where a value is nodata."""
         rows = self.height - row if rows is None else rows
         cols = self.width - col if cols is None else cols
         if row < 0 or col < 0 or rows <= 0 or cols <= 0 or row + rows > self.height or col + cols > self.width:
@@ -84,7 +102,6 @@ class RasterSource:
         gdal = _gdal()
         nb = len(self._bands)
         cube = np.empty((rows, cols, nb), dtype=np.float32)
-        valid = np.ones((rows, cols), dtype=bool)
         # All bands in one call per strip of rows: reading band by band decodes each block of a
         # pixel-interleaved (BIP) file once per band, a hundred times slower on large files.
         step = max(1, (64 << 20) // (cols * nb * 8))
@@ -103,10 +120,10 @@ class RasterSource:
                         ok &= raw[i] != nodata
                 elif not band.GetMaskFlags() & gdal.GMF_ALL_VALID:
                     ok &= band.GetMaskBand().ReadAsArray(col, row + r, cols, n) > 0
-                valid[r:r + n] &= ok
-                cube[r:r + n, :, i] = values
-        cube[~valid] = 0.0
-        return cube, valid
+                if self.scale != 1.0:
+                    values = values / np.float32(self.scale)
+                cube[r:r + n, :, i] = np.where(ok, values, np.float32(np.nan))
+        return cube
 
     def close(self):
         self._bands = []
@@ -119,17 +136,34 @@ class RasterSource:
         self.close()
 
 
+def _envi_list(text: Optional[str], count: int, numbers: Sequence[int]) -> Optional[list]:
+    """The selected bands' values of an ENVI header list such as '{1, 0, 1}', or None."""
+    if not text:
+        return None
+    values = [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
+    return [values[n - 1] for n in numbers] if len(values) == count else None
+
+
 def read_cube(path: str, bands: Optional[Sequence[int]] = None, *, min_bands: int = 3,
-              key: Optional[str] = None, gt_key: Optional[str] = None, require_valid: bool = True) -> Cube:
-    """Read a whole image: any GDAL raster, or a .mat/.npy/.npz research cube."""
+              key: Optional[str] = None, gt_key: Optional[str] = None, require_valid: bool = True,
+              wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False,
+              progress=None) -> Cube:
+    """Read a whole image: a sensor product, any GDAL raster, or a .mat/.npy/.npz research cube.
+
+    ``wavelengths`` are (low, high) nm ranges to keep; ``bad_bands='drop'`` drops the bands the
+    product flags bad and those in the water-vapour windows (io.products.wavelengths).
+    """
+    from .products import open_source, read_source
+
     path = check_input_path(path)
     if path.lower().endswith(RESEARCH_SUFFIXES):
+        if wavelengths:
+            raise HsiDetectError(f"{path} carries no wavelengths, so bands cannot be chosen by wavelength. "
+                                 "Choose them by number instead.")
         cube = read_research_cube(path, bands=bands, min_bands=min_bands, key=key, gt_key=gt_key)
     else:
-        with RasterSource(path, bands, min_bands) as src:
-            data, valid = src.read()
-            cube = Cube(data, valid, src.georef, src.band_numbers, src.band_names, src.wavelengths,
-                        src.wavelength_units, path)
+        log = progress.log if progress is not None else (lambda message: None)
+        cube = read_source(open_source(path, mask_clouds), bands, wavelengths, bad_bands, min_bands, log)
     if require_valid and not cube.valid.any():
         raise HsiDetectError(f"{path} has no valid pixel: every pixel is nodata or not a finite number in the selected bands. "
                              "Check the nodata value or choose other bands.")
