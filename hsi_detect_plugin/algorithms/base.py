@@ -11,6 +11,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProces
 
 from ..engine_runner import Engine
 from ..input_files import raster_file
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
 from ..output_styles import style_on_load
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
@@ -68,7 +69,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False):
         parameter.setHelp(help_text)
         if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            with_flag(parameter, PARAMETER_ADVANCED)
         self.addParameter(parameter)
 
     def add_bands(self, parent: str):
@@ -85,10 +86,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "clusters), min-error (Kittler-Illingworth minimum error), value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
                  advanced=True)
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
-                                              QgsProcessingParameterNumber.Double, optional=True),
+                                              NUMBER_DOUBLE, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)
         self.add(QgsProcessingParameterNumber("TOP_FRACTION", "Fraction of pixels to mark (method 'fraction')",
-                                              QgsProcessingParameterNumber.Double, optional=True, minValue=0,
+                                              NUMBER_DOUBLE, optional=True, minValue=0,
                                               maxValue=1),
                  "Share of the valid pixels (0 to 1) marked, with the threshold method 'fraction'.", advanced=True)
 
@@ -99,7 +100,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         self.add(QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto"),
                  "Where the network runs: auto (a CUDA GPU when the engine's torch sees one, else the CPU), "
                  "cpu, cuda, or cuda:N for the N-th GPU.")
-        self.add(QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer,
+        self.add(QgsProcessingParameterNumber("SEED", "Random seed", NUMBER_INTEGER,
                                               defaultValue=1),
                  "Seed of the random numbers (weights, sampling): the same seed on the same device gives the "
                  "same result.", advanced=True)

@@ -11,6 +11,8 @@ from typing import Optional
 from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterNumber)
 
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
+
 
 @dataclass(frozen=True)
 class MethodParameter:
@@ -39,7 +41,7 @@ class MethodParameter:
         elif self.type is bool:
             p = QgsProcessingParameterBoolean(self.qgis_name, self.description, defaultValue=self.default)
         else:
-            kind = QgsProcessingParameterNumber.Integer if self.type is int else QgsProcessingParameterNumber.Double
+            kind = NUMBER_INTEGER if self.type is int else NUMBER_DOUBLE
             p = QgsProcessingParameterNumber(self.qgis_name, self.description, kind, defaultValue=self.default)
             if self.minimum is not None:
                 p.setMinimum(self.minimum)
@@ -47,7 +49,7 @@ class MethodParameter:
                 p.setMaximum(self.maximum)
         p.setHelp(self.help)
         if self.advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            with_flag(p, PARAMETER_ADVANCED)
         return p
 
     def arguments(self, algorithm, parameters: dict, context) -> list:
