@@ -62,6 +62,12 @@ in_root() {  # a clean environment, as a login on that machine would have
 
 step "apt-get install $PACKAGES"
 time in_root bash -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null"
+# The certificate authorities this machine added locally (a TLS-inspecting proxy's, say), so that
+# pip inside the tree trusts what pip outside it trusts.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  in_root update-ca-certificates >/dev/null
+fi
 
 step "clean checkout of $(git -C "$REPO" rev-parse --short HEAD) at /work/hsi-detect (the .venv is kept)"
 [ -z "$(git -C "$REPO" status --porcelain --untracked-files=no)" ] || echo "note: uncommitted changes are not checked"
