@@ -11,8 +11,8 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProces
 
 from ..engine_runner import Engine
 from ..input_files import raster_file
-from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
 from ..output_styles import style_on_load
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
 NETWORK_MODULES = ("torch", "safetensors")
