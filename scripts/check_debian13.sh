@@ -87,6 +87,10 @@ in_root bash -c 'echo "Debian $(cat /etc/debian_version)"; python3 --version;
 
 step "make install"
 time in_root nice -n 10 make -C /work/hsi-detect install
+in_root /work/hsi-detect/.venv/bin/python -c "import sys, numpy, torch; from osgeo import gdal; \
+print('venv: Python', sys.version.split()[0], '| numpy', numpy.__version__, numpy.__file__, '| GDAL', gdal.__version__, \
+'| torch', torch.__version__, '(CUDA build)' if torch.version.cuda else '(CPU build)')"
+in_root cat /work/hsi-detect/.venv/constraints-numpy.txt
 
 step "make test"
 time in_root nice -n 10 make -C /work/hsi-detect test
