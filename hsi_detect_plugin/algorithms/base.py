@@ -13,8 +13,8 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
 from ..engine_runner import Engine
 from ..input_files import raster_file
 from ..output_styles import style_on_load
-from .method_parameters import arguments, definition
 from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
+from .method_parameters import arguments, definition
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
 README_URL = "https://github.com/hsi-detect/hsi-detect/blob/main/README.md"
