@@ -9,21 +9,24 @@ from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
 from .io.paths import check_output_path
+from .io.objects import write_detected_objects
 from .io.reader import read_cube
 from .io.writer import write_binary, write_score
 from .progress import Progress
-from .thresholds import binarize, choose_threshold
+from .thresholds import DEFAULT_FALSE_ALARM_RATE, binarize, choose_threshold
 
 METHODS = ("bs3lnet", "rx")
 
 
-def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
-                bands: Optional[Sequence[int]] = None, method: str = "bs3lnet",
-                threshold: str = "otsu", threshold_value: Optional[float] = None,
-                top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
+def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, objects: Optional[str] = None,
+                min_object_size: int = 1, bands: Optional[Sequence[int]] = None, method: str = "bs3lnet",
+                threshold: str = "false-alarm", threshold_value: Optional[float] = None,
+                top_fraction: Optional[float] = None, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+                device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
                 params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
-    """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map.
+    """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map
+    and the detected objects (a GeoPackage polygon layer of the binary map's regions).
 
     Returns a summary dict: outputs, method, device, threshold, timings.
     """
@@ -32,7 +35,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
-    for out in [output, binary, save_model]:
+    for out in [output, binary, objects, save_model]:
         if out:
             check_output_path(out, inputs)
     progress.update("reading", 0.0, f"reading {input_path}", force=True)
@@ -54,12 +57,20 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     progress.update("writing", 0.0, f"writing {output}", force=True)
     meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
     outputs = {"score": write_score(output, score, cube.valid, cube.georef, inputs, "anomaly score", meta)}
-    if binary:
-        t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)
+    if binary or objects:
+        t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction,
+                             false_alarm_rate=false_alarm_rate)
         classes = binarize(score, cube.valid, t)
-        outputs["binary"] = write_binary(binary, classes, cube.georef, inputs, "anomaly", meta)
+        if binary:
+            outputs["binary"] = write_binary(binary, classes, cube.georef, inputs, "anomaly", meta)
         summary["threshold"] = t
+        summary["threshold_method"] = threshold
         summary["detected_pixels"] = int((classes == 1).sum())
+        if objects:
+            found = write_detected_objects(objects, classes == 1, score, cube.georef, min_size=min_object_size,
+                                           layer_name="detected_objects", inputs=inputs)
+            outputs["objects"] = found["path"]
+            summary["objects"] = found["objects"]
     progress.update("writing", 1.0, "done", force=True)
     summary["outputs"] = outputs
     summary["seconds"] = round(time.perf_counter() - started, 3)

@@ -12,30 +12,34 @@ import numpy as np
 from . import __version__
 from .classical import cva_magnitude, rx_scores, standardize_date
 from .errors import HsiDetectError
+from .io.objects import write_detected_objects
 from .io.pairs import read_pair, read_training_mask
 from .io.paths import check_output_path
 from .io.styles import qml_path
 from .io.writer import write_binary, write_score
 from .progress import Progress
-from .thresholds import binarize, choose_threshold
+from .thresholds import DEFAULT_FALSE_ALARM_RATE, binarize, choose_threshold
 
 METHODS = ("hypernet", "cva")
 
 
 def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[str] = None,
-               binary: Optional[str] = None, training_mask: Optional[str] = None,
+               binary: Optional[str] = None, objects: Optional[str] = None, min_object_size: int = 1,
+               training_mask: Optional[str] = None,
                bands: Optional[Sequence[int]] = None, method: str = "hypernet", grid: str = "resample",
                threshold: str = "otsu", threshold_value: Optional[float] = None,
-               top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
+               top_fraction: Optional[float] = None, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+               device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
                params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
-    """Detect change between two dates and write the requested maps. Returns a summary dict."""
+    """Detect change between two dates and write the requested maps (objects: the changed
+    regions as a GeoPackage polygon layer). Returns a summary dict."""
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
-    for out in [output, anomalous, binary, save_model]:
+    for out in [output, anomalous, binary, objects, save_model]:
         if out:
             check_output_path(out, inputs)
     progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
@@ -66,13 +70,20 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         if anomalous:
             acd = rx_scores(diff, valid)
             outputs["anomalous_change"] = write_score(anomalous, acd, valid, georef, inputs, "anomalous change", meta)
-        if binary:
+        if binary or objects:
             transform = summary.get("threshold_transform", "none")
-            t = choose_threshold(magnitude[valid], threshold, threshold_value, top_fraction, transform)
+            t = choose_threshold(magnitude[valid], threshold, threshold_value, top_fraction, transform,
+                                 false_alarm_rate)
             classes = binarize(magnitude, valid, t)
-            outputs["binary"] = write_binary(binary, classes, georef, inputs, "changed", meta)
+            if binary:
+                outputs["binary"] = write_binary(binary, classes, georef, inputs, "changed", meta)
             summary["threshold"] = t
             summary["changed_pixels"] = int((classes == 1).sum())
+            if objects:
+                found = write_detected_objects(objects, classes == 1, magnitude, georef, min_size=min_object_size,
+                                               layer_name="changed_regions", score_name="change", inputs=inputs)
+                outputs["objects"] = found["path"]
+                summary["objects"] = found["objects"]
         progress.update("writing", 1.0, "done", force=True)
     except BaseException:
         _remove(list(outputs.values()) + [summary.get("saved_model")])

@@ -18,6 +18,7 @@ from .errors import Cancelled, HsiDetectError
 from .parameters import BS3LNET, HYPERNET
 from .progress import Progress
 from .io.bands import parse_band_list
+from .thresholds import DEFAULT_FALSE_ALARM_RATE, METHODS as THRESHOLD_METHODS
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED, EXIT_INTERNAL = 1, 2, 3, 4
 
@@ -64,13 +65,23 @@ def _common(p: argparse.ArgumentParser):
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
-def _run_options(p: argparse.ArgumentParser, what: str):
+def _run_options(p: argparse.ArgumentParser, what: str, threshold: str, objects: str):
     p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
-    p.add_argument("--threshold", choices=("otsu", "kmeans", "min-error", "value", "fraction"), default="otsu",
-                   help="how the binary map is thresholded: Otsu, two-cluster k-means, Kittler-Illingworth minimum "
-                        "error, a given value or a given top fraction (default: otsu)")
+    p.add_argument("--threshold", choices=THRESHOLD_METHODS, default=threshold,
+                   help="how the binary map is thresholded: false-alarm (a background model fitted to the bulk of "
+                        "the scores, cut at --false-alarm-rate; for a small anomalous tail), Otsu, two-cluster "
+                        "k-means, Kittler-Illingworth minimum error, a given value or a given top fraction "
+                        f"(default: {threshold})")
+    p.add_argument("--false-alarm-rate", type=float, default=DEFAULT_FALSE_ALARM_RATE,
+                   help="expected share of background pixels flagged (with --threshold false-alarm; default: "
+                        f"{DEFAULT_FALSE_ALARM_RATE:g})")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
     p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
+    p.add_argument("--objects", metavar="OUT.gpkg",
+                   help=f"also write the {objects} (8-connected regions of the binary map) as a GeoPackage polygon "
+                        "layer: rank by peak score, pixels, area, peak and mean score, peak and centroid coordinates")
+    p.add_argument("--min-object-size", type=int, default=1, metavar="PIXELS",
+                   help="leave out objects of fewer pixels (default: 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     p.add_argument("--save-model", metavar="MODEL", help=f"save the trained {what} network to this file")
@@ -126,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--output", "-o", required=True, metavar="SCORE.tif", help="anomaly score GeoTIFF to write")
     a.add_argument("--binary", metavar="MAP.tif", help="also write a binary anomaly map (1 anomaly, 0 background)")
     a.add_argument("--method", choices=("bs3lnet", "rx"), default="bs3lnet", help="detector (default: bs3lnet)")
-    _run_options(a, "BS3LNet")
+    _run_options(a, "BS3LNet", "false-alarm", "detected objects")
     _method_options(a, BS3LNET, "BS3LNet parameters")
     _common(a)
 
@@ -143,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method", choices=("hypernet", "cva"), default="hypernet", help="detector (default: hypernet)")
     c.add_argument("--grid", choices=("resample", "refuse"), default="resample",
                    help="when the dates' grids differ: resample date 2 onto date 1 (default) or stop")
-    _run_options(c, "HyperNet")
+    _run_options(c, "HyperNet", "otsu", "changed regions")
     _method_options(c, HYPERNET, "HyperNet parameters")
     _common(c)
 
@@ -166,15 +177,17 @@ def _dispatch(args, progress: Progress) -> dict:
     if args.command == "anomaly":
         from .anomaly import run_anomaly
 
-        return run_anomaly(args.input, args.output, binary=args.binary, bands=args.bands, method=args.method,
+        return run_anomaly(args.input, args.output, binary=args.binary, objects=args.objects,
+                           min_object_size=args.min_object_size, bands=args.bands, method=args.method,
                            threshold=args.threshold, threshold_value=args.threshold_value,
-                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
+                           top_fraction=args.top_fraction, false_alarm_rate=args.false_alarm_rate, device=args.device, seed=args.seed, model=args.model,
                            save_model=args.save_model, params=_method_params(args, BS3LNET), progress=progress)
     if args.command == "change":
         from .change import run_change
 
         return run_change(args.t1, args.t2, args.output, anomalous=args.anomalous_change, binary=args.binary,
-                          training_mask=args.training_mask, bands=args.bands, method=args.method, grid=args.grid,
+                          objects=args.objects, min_object_size=args.min_object_size,
+                          false_alarm_rate=args.false_alarm_rate, training_mask=args.training_mask, bands=args.bands, method=args.method, grid=args.grid,
                           threshold=args.threshold, threshold_value=args.threshold_value,
                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
                           save_model=args.save_model, params=_method_params(args, HYPERNET), progress=progress)
