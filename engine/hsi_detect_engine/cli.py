@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="accuracy of a score or binary map against a ground truth",
                        description="AUC, overall accuracy, Kappa, F1, precision and recall; for a score map the "
-                                   "binary figures are taken at its Otsu threshold.")
+                                   "binary figures are taken at its Otsu threshold. Object level: the share of "
+                                   "ground-truth objects (8-connected regions) hit and the detected objects that "
+                                   "touch none (false objects).")
     e.add_argument("map", metavar="MAP", help="score or binary raster")
     e.add_argument("ground_truth", metavar="GROUND_TRUTH", help="raster: 1 = changed/anomalous, other labelled values = background")
     e.add_argument("--unlabelled", type=float, help="ground-truth value meaning 'not labelled' (left out of every figure)")
@@ -206,6 +208,8 @@ def _watch_stdin(progress: Progress):
 def _print_summary(result: dict):
     if "auc" in result:
         print(" ".join(f"{k.upper()} {result[k]:.4f}" for k in ("auc", "oa", "kappa", "f1", "precision", "recall")))
+        print(f"objects: {result['objects_hit']} of {result['truth_objects']} ground-truth objects hit, "
+              f"{result['false_objects']} of {result['detected_objects']} detected objects false")
         if result.get("report"):
             print(f"report: {result['report']}")
         return

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ..io.reader import read_single_band
-from .metrics import accuracy_figures, labelled_pixels, roc_points
+from .metrics import accuracy_figures, labelled_pixels, object_figures, roc_points
 
 
 def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = None, positive: float = 1,
@@ -23,6 +23,10 @@ def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = No
         valid &= score != nodata
     s, t = labelled_pixels(score, valid, gt, unlabelled, positive)
     figures = accuracy_figures(s, t)
+    labelled = valid & np.isfinite(gt.astype(np.float64))
+    if unlabelled is not None:
+        labelled &= gt != unlabelled
+    figures.update(object_figures(labelled & (score > figures["threshold"]), labelled & (gt == positive)))
     figures.update({"map": map_path, "ground_truth": truth_path,
                     "unlabelled_value": None if unlabelled is None else float(unlabelled)})
     if report:
