@@ -222,7 +222,16 @@ class _FeedbackReport:
         if stage != self.stage or tenth > self.tenth:
             self.stage, self.tenth = stage, tenth
             loss = f" (loss {event['loss']:.5g})" if "loss" in event else ""
-            self.feedback.setProgressText(f"{stage}: {message}{loss}" if message else f"{stage}{loss}")
+            self.feedback.setProgressText(f"{_with_stage(stage, message)}{loss}")
+
+
+def _with_stage(stage: str, message: str) -> str:
+    """'stage: message', without repeating a stage that the message already names ('training: 1/10')."""
+    if not message:
+        return stage
+    if message.lower().startswith(stage.lower()):
+        return message
+    return f"{stage}: {message}"
 
 
 def _pump(stream, put, mark_end: bool):

@@ -96,10 +96,11 @@ def false_alarm_threshold(values: np.ndarray, rate: float = 0.01) -> float:
     the square root of the scores above their minimum (a distance rather than a squared one),
     the background's upper half is taken as exponential, its decay fitted from the median and
     the 90th percentile. The threshold depends neither on the scores' unit nor on their
-    offset, so it is the same on the raw and the 0..1 normalised score map. Real backgrounds
-    have heavier tails than a Gaussian one: a model of the bulk as Gaussian (median and MAD)
-    flagged 1-18 % of the pixels at a rate of 0.01 on the 19 benchmark scenes, this one
-    0.2-5 % (bench/results/studies/anomaly_thresholds.md).
+    offset, so it is the same on the raw and the 0..1 normalised score map. The background
+    of real scenes has a heavier tail than a Gaussian one: a model of the bulk as Gaussian
+    (median and MAD) flagged 1-18 % of the pixels at a rate of 0.01 on the 19 benchmark
+    scenes, this one 0.2-5 % (bench/results/studies/anomaly_thresholds.md). Where the
+    background is Gaussian (lighter-tailed than the model) fewer pixels than the rate are flagged.
     """
     if not 0 < rate < 0.5:
         raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")

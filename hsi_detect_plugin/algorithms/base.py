@@ -4,15 +4,23 @@ All computation happens in the engine's child process (engine_runner). An algori
 subclass names its engine command and method, its parameters and its help text.
 """
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
+import os
+
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString,
+                       QgsProcessingParameterVectorDestination)
+from qgis.PyQt.QtGui import QIcon
 
 from ..engine_runner import Engine
 from ..input_files import raster_file
 from ..output_styles import style_on_load
 
+ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
+DEVICE_HINTS = ["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
+
+THRESHOLD_METHODS = ("false-alarm", "otsu", "kmeans", "min-error", "value", "fraction")
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
 NETWORK_MODULES = ("torch", "safetensors")
 
@@ -40,6 +48,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):
         return self.HELP
 
+    def icon(self):
+        return QIcon(ICON)
+
+    def svgIconPath(self):
+        return ICON
+
     def createInstance(self):
         return type(self)()
 
@@ -59,7 +73,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def results(self, result: dict, outputs: dict, context) -> dict:
         for path in outputs.values():
-            if path.lower().endswith((".tif", ".tiff")):
+            if path.lower().endswith((".tif", ".tiff", ".gpkg")):
                 style_on_load(path, context)
         return {name: path or None for name, path in outputs.items()}
 
@@ -77,13 +91,20 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "Band numbers to use, as QGIS numbers them (1 is the first band). Leave empty for all bands; "
                  "leaving out noisy or water-absorption bands often helps.")
 
-    def add_threshold(self, what: str):
+    def add_threshold(self, what: str, default: str):
         self.add(QgsProcessingParameterEnum("THRESHOLD_METHOD", "Threshold for the binary map",
-                                            options=["otsu", "kmeans", "min-error", "value", "fraction"], defaultValue="otsu",
+                                            options=list(THRESHOLD_METHODS), defaultValue=default,
                                             usesStaticStrings=True),
-                 f"How the score is cut into {what} and background: otsu (automatic, default), kmeans (two "
-                 "clusters), min-error (Kittler-Illingworth minimum error), value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
+                 f"How the score is cut into {what} and background (default: {default}): false-alarm (a model of "
+                 "the background fitted to the bulk of the scores, cut at FALSE_ALARM_RATE; made for a small "
+                 "anomalous tail), otsu, kmeans (two clusters), min-error (Kittler-Illingworth minimum error), "
+                 "value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
                  advanced=True)
+        self.add(QgsProcessingParameterNumber("FALSE_ALARM_RATE", "Expected false-alarm rate (method 'false-alarm')",
+                                              QgsProcessingParameterNumber.Double, defaultValue=0.01,
+                                              minValue=0.000001, maxValue=0.5),
+                 "Expected share of background pixels marked, with the threshold method 'false-alarm': lower marks "
+                 "fewer pixels (0.01: about 1 in 100 background pixels).", advanced=default != "false-alarm")
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
                                               QgsProcessingParameterNumber.Double, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)
@@ -96,7 +117,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """The detector's own parameters, then DEVICE, SEED and TRAINED_MODEL."""
         for p in method_parameters:
             self.addParameter(p.definition())
-        self.add(QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto"),
+        device = QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto")
+        device.setMetadata({"widget_wrapper": {"value_hints": DEVICE_HINTS}})
+        self.add(device,
                  "Where the network runs: auto (a CUDA GPU when the engine's torch sees one, else the CPU), "
                  "cpu, cuda, or cuda:N for the N-th GPU.")
         self.add(QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer,
@@ -114,8 +137,13 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "Write the trained network to this file, to apply it later (TRAINED_MODEL) without training.")
 
     def add_raster_output(self, name: str, description: str, help_text: str, optional: bool = False):
+        """Every map is created unless the user skips it; ``optional`` ones can be skipped."""
         self.add(QgsProcessingParameterRasterDestination(name, description, optional=optional,
-                                                         createByDefault=not optional), help_text)
+                                                         createByDefault=True), help_text)
+
+    def add_objects_output(self, name: str, description: str, help_text: str):
+        self.add(QgsProcessingParameterVectorDestination(name, description, QgsProcessing.TypeVectorPolygon,
+                                                         optional=True, createByDefault=True), help_text)
 
     # ------------------------------------------------------------------ reading parameters
 
@@ -136,7 +164,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def threshold_arguments(self, parameters, context) -> list:
         args = ["--threshold", self.parameterAsEnumString(parameters, "THRESHOLD_METHOD", context)]
-        for name, flag in (("THRESHOLD_VALUE", "--threshold-value"), ("TOP_FRACTION", "--top-fraction")):
+        for name, flag in (("THRESHOLD_VALUE", "--threshold-value"), ("TOP_FRACTION", "--top-fraction"),
+                           ("FALSE_ALARM_RATE", "--false-alarm-rate")):
             if parameters.get(name) not in (None, ""):
                 args += [flag, repr(self.parameterAsDouble(parameters, name, context))]
         return args

@@ -1,8 +1,10 @@
 """QGIS layer styles (.qml) written beside each output, as plain XML (no QGIS needed).
 
 QGIS loads a .qml that shares the raster's base name as the layer's default style, so a
-score map opens with a colour ramp stretched over its valid range and a binary map with
-the detected class in red and the background transparent.
+score map opens with a colour ramp stretched over the 2nd to 98th percentile of its valid scores
+(brighter values take the ramp's last colour), a binary map with
+the detected class in red and the background transparent, and a layer of detected objects
+outlined in red and labelled by rank.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def score_qml(minimum: float, maximum: float, label: str = "score") -> str:
     return (_HEAD + f"""  <pipe>
     <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="{minimum:.8g}" classificationMax="{maximum:.8g}" nodataColor="">
       <rasterTransparency/>
-      <minMaxOrigin><limits>MinMax</limits><extent>WholeRaster</extent><statAccuracy>Exact</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>
+      <minMaxOrigin><limits>CumulativeCut</limits><extent>WholeRaster</extent><statAccuracy>Exact</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>
       <rastershader>
         <colorrampshader colorRampType="INTERPOLATED" classificationMode="2" clip="0" minimumValue="{minimum:.8g}" maximumValue="{maximum:.8g}" labelPrecision="4">
           <colorramp type="gradient" name="[source]">
