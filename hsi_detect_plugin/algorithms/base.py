@@ -137,13 +137,15 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "Write the trained network to this file, to apply it later (TRAINED_MODEL) without training.")
 
     def add_raster_output(self, name: str, description: str, help_text: str, optional: bool = False):
-        """Every map is created unless the user skips it; ``optional`` ones can be skipped."""
-        self.add(QgsProcessingParameterRasterDestination(name, description, optional=optional,
-                                                         createByDefault=True), help_text)
+        """Every map is created unless the user skips it (``optional`` ones can be skipped): a
+        temporary file by default, in the dialog as from processing.run and qgis_process."""
+        self.add(QgsProcessingParameterRasterDestination(name, description, QgsProcessing.TEMPORARY_OUTPUT,
+                                                         optional=optional, createByDefault=True), help_text)
 
     def add_objects_output(self, name: str, description: str, help_text: str):
         self.add(QgsProcessingParameterVectorDestination(name, description, QgsProcessing.TypeVectorPolygon,
-                                                         optional=True, createByDefault=True), help_text)
+                                                         QgsProcessing.TEMPORARY_OUTPUT, optional=True,
+                                                         createByDefault=True), help_text)
 
     # ------------------------------------------------------------------ reading parameters
 
@@ -182,6 +184,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return args
 
     def output_path(self, parameters, name: str, context) -> str:
+        """The file to write, '' for an output that is skipped: SAVE_MODEL unless given, and an
+        optional map given as None or '' (the dialog's 'Skip output'); a map not given at all
+        takes its default, a temporary file."""
         if name == "SAVE_MODEL":
             return self.parameterAsFileOutput(parameters, name, context) or ""
+        if name in parameters and parameters[name] in (None, "") and \
+                self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional:
+            return ""
         return self.parameterAsOutputLayer(parameters, name, context) or ""
