@@ -265,8 +265,14 @@ def main(argv=None):
                     help="train no network: use the BS3LNet score maps cached so far")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for BS3LNet")
     ap.add_argument("--out", default=OUT, help="Markdown file to write")
+    ap.add_argument("--scenes", help="comma-separated scene names to compute now, in this order (default: all)")
     args = ap.parse_args(argv)
     names = scene_names(args.data)
+    if args.scenes:
+        unknown = set(args.scenes.split(",")) - set(names)
+        if unknown:
+            ap.error(f"unknown scene(s): {', '.join(sorted(unknown))}")
+        names = args.scenes.split(",")
     rows, aucs, done = [], {}, []
     for name in names:
         rx = rx_score(args.data, name)
