@@ -198,7 +198,7 @@ class Engine:
 
 def _report_summary(result: dict, feedback):
     facts = [f"{key.replace('_', ' ')} {result[key]}" for key in
-             ("device", "threshold", "detected_pixels", "changed_pixels", "seconds") if key in result]
+             ("device", "threshold", "detected_pixels", "changed_pixels", "objects", "seconds") if key in result]
     if facts:
         feedback.pushInfo("Engine finished: " + ", ".join(facts))
 

@@ -226,7 +226,52 @@ def score_table(aucs: dict) -> list:
     return lines
 
 
-def report(rows: list, aucs: dict, bs3lnet_names: list, total: int) -> str:
+CHANGE_RULES = {"otsu (CVA default)": ("otsu", None), "kmeans": ("kmeans", None), "min-error": ("min-error", None),
+                **{f"false-alarm {r:g}": ("false-alarm", r) for r in (0.003, 0.01, 0.03, 0.1)}}
+
+
+def change_rows(data: str) -> list:
+    """CVA's binary change maps on the real and simulated pairs, per rule and at the best threshold."""
+    from hsi_detect_engine.classical import cva_magnitude
+    from hsi_detect_engine.io.reader import read_cube
+    from hsi_detect_engine.thresholds import choose_threshold
+
+    from ..scenes import UNLABELLED, change_scenes, simulated_scenes
+
+    work = os.path.join(REPO, "bench", "work")
+    rows = []
+    for scene in change_scenes(data, work) + simulated_scenes(data, work):
+        if scene.make:
+            scene.make()
+        t1, t2 = read_cube(scene.inputs["t1"]), read_cube(scene.inputs["t2"])
+        valid = t1.valid & t2.valid
+        magnitude = cva_magnitude(t1.data, t2.data, valid)
+        gt = scene.ground_truth()
+        labelled = valid & (gt != UNLABELLED)
+        for rule, (method, rate) in CHANGE_RULES.items():
+            t = choose_threshold(magnitude[valid], method, false_alarm_rate=rate)
+            rows.append({"detector": "cva", "scene": scene.name, "rule": rule,
+                         **binary_figures((magnitude > t) & labelled, gt, labelled)})
+        t = best_threshold(magnitude, gt, labelled)
+        rows.append({"detector": "cva", "scene": scene.name, "rule": "best",
+                     **binary_figures((magnitude >= t) & labelled, gt, labelled)})
+    return rows
+
+
+def change_table(rows: list) -> list:
+    names = sorted({r["scene"] for r in rows})
+    by = {(r["scene"], r["rule"]): r for r in rows}
+    rules = list(CHANGE_RULES) + ["best"]
+    lines = ["| rule | mean F1 | mean Kappa | " + " | ".join(f"{n} F1 / Kappa" for n in names) + " |",
+             "|" + "---|" * (len(names) + 3)]
+    for rule in rules:
+        rr = [by[(n, rule)] for n in names]
+        lines.append(f"| {rule} | {_mean(rr, 'f1'):.3f} | {_mean(rr, 'kappa'):.3f} | "
+                     + " | ".join(f"{r['f1']:.3f} / {r['kappa']:.3f}" for r in rr) + " |")
+    return lines
+
+
+def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list = ()) -> str:
     out = ["# Anomaly binary maps: threshold rules against the best threshold", "",
            "Written by `python -m bench.studies.anomaly_thresholds`. Every score map is min-max normalised to "
            "0..1 as the anomaly pipeline writes it; each rule's binary map flags the scores above its threshold. "
@@ -253,6 +298,11 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int) -> str:
                 "their fusions with global RX: the sum of the two scores' percentile ranks, or of their robust "
                 "z-scores (median and MAD). One seed: a choice needs the three-seed run.", ""]
         out += score_table(aucs) + [""]
+    if change:
+        out += ["## Change maps: CVA on the change pairs (real and simulated)", "",
+                "The change pipeline's default for CVA is Otsu's threshold on the magnitude; the same rules and the "
+                "best threshold on the labelled pixels (255 = unlabelled left out).", ""]
+        out += change_table(list(change)) + [""]
     out += [f"BS3LNet scenes in this table: {', '.join(bs3lnet_names) or 'none'}.", ""]
     return "\n".join(out)
 
@@ -295,7 +345,7 @@ def main(argv=None):
         return
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        f.write(report(rows, aucs, done, len(names)))
+        f.write(report(rows, aucs, done, len(names), change_rows(args.data)))
     print(f"wrote {args.out}")
 
 
