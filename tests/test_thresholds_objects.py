@@ -195,6 +195,13 @@ def test_cli_writes_objects_with_the_false_alarm_default_and_evaluate_reports_ob
     assert "2 of 2 ground-truth objects hit" in done.stdout
 
 
+def test_cli_refuses_an_objects_file_that_is_not_a_geopackage_before_any_work(tmp_path):
+    image = write_tif(tmp_path / "image.tif", np.random.default_rng(5).normal(size=(10, 10, 4)).astype(np.float32))
+    done = cli("anomaly", image, "-o", str(tmp_path / "s.tif"), "--method", "rx", "--objects", str(tmp_path / "o.shp"))
+    assert done.returncode == 1 and "must be a GeoPackage" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["image.tif"]
+
+
 def test_cli_change_writes_changed_regions(tmp_path):
     rng = np.random.default_rng(4)
     t1 = rng.normal(0.0, 1.0, (30, 30, 4)).astype(np.float32)

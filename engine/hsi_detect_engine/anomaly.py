@@ -9,7 +9,7 @@ from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
 from .io.paths import check_output_path
-from .io.objects import write_detected_objects
+from .io.objects import check_objects_output, write_detected_objects
 from .io.reader import read_cube
 from .io.writer import write_binary, write_score
 from .progress import Progress
@@ -38,6 +38,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
     for out in [output, binary, objects, save_model]:
         if out:
             check_output_path(out, inputs)
+    if objects:
+        check_objects_output(objects, min_object_size, inputs)
     progress.update("reading", 0.0, f"reading {input_path}", force=True)
     cube = read_cube(input_path, bands)
     rows, cols, nb = cube.shape

@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__
 from .classical import cva_magnitude, rx_scores, standardize_date
 from .errors import HsiDetectError
-from .io.objects import write_detected_objects
+from .io.objects import check_objects_output, write_detected_objects
 from .io.pairs import read_pair, read_training_mask
 from .io.paths import check_output_path
 from .io.styles import qml_path
@@ -42,6 +42,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     for out in [output, anomalous, binary, objects, save_model]:
         if out:
             check_output_path(out, inputs)
+    if objects:
+        check_objects_output(objects, min_object_size, inputs)
     progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
     pair = read_pair(t1_path, t2_path, bands, grid, progress)
     valid = pair.valid

@@ -27,6 +27,16 @@ EIGHT = np.ones((3, 3), dtype=bool)
 FIELDS = ("id", "rank", "pixels", "area", "peak_score", "mean_score", "peak_x", "peak_y", "centroid_x", "centroid_y")
 
 
+def check_objects_output(path: str, min_size: int, inputs: Iterable[str] = ()) -> str:
+    """Refuse, before any work, an objects file that is not a GeoPackage or a minimum size below 1."""
+    check_output_path(path, inputs)
+    if not str(path).lower().endswith(".gpkg"):
+        raise HsiDetectError(f"The objects file {path} must be a GeoPackage: give a name ending in .gpkg.")
+    if min_size < 1:
+        raise HsiDetectError(f"The minimum object size must be at least 1 pixel (got {min_size}).")
+    return path
+
+
 def label_objects(detected: np.ndarray, min_size: int = 1):
     """(labels, count): 8-connected regions of ``detected`` numbered 1..count, 0 elsewhere;
     regions of fewer than ``min_size`` pixels are dropped."""
@@ -137,9 +147,7 @@ def write_objects(path: str, table: list, labels: np.ndarray, georef: Georef, la
     from osgeo import ogr, osr
 
     ogr.UseExceptions()
-    path = check_output_path(path, inputs)
-    if not path.lower().endswith(".gpkg"):
-        raise HsiDetectError(f"The objects file {path} must be a GeoPackage: give a name ending in .gpkg.")
+    path = check_objects_output(path, 1, inputs)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.gpkg")
     geometries = _polygons(labels, georef) if table else {}
