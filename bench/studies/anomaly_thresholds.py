@@ -212,7 +212,9 @@ def threshold_scenes(rows: list, detector: str) -> list:
 def score_table(aucs: dict) -> list:
     names = sorted(aucs)
     candidates = list(next(iter(aucs.values()))) if aucs else []
-    lines = ["| score | mean AUC (all) | mean AUC (5 published) | scenes below global RX - 0.005 | worst vs RX |",
+    published = sum(n in PUBLISHED for n in names)
+    lines = [f"| score | mean AUC ({len(names)} scenes) | mean AUC (published: {published} of {len(PUBLISHED)}) | "
+             "scenes below global RX - 0.005 | worst vs RX |",
              "|---|---|---|---|---|"]
     for c in candidates:
         gap = [aucs[n][c] - aucs[n]["global RX"] for n in names]
