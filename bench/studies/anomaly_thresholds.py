@@ -94,7 +94,7 @@ def bs3lnet_scores(data: str, name: str) -> dict:
 
 RULES = {"otsu": ("otsu", None), "kmeans": ("kmeans", None), "min-error": ("min-error", None),
          **{f"false-alarm {r:g}": ("false-alarm", r) for r in (0.001, 0.003, 0.01, 0.03)}}
-DEFAULT_RULE = "false-alarm 0.01"
+DEFAULT_RULE = "false-alarm 0.003"
 MAX_FLAGGED = 0.05
 GOAL = 0.85
 PUBLISHED = ("abu-airport-1", "abu-airport-2", "abu-airport-4", "abu-urban-1", "abu-beach-1")

@@ -88,7 +88,7 @@ def top_fraction_threshold(values: np.ndarray, fraction: float) -> float:
     return float(np.quantile(v[np.isfinite(v)], 1.0 - fraction))
 
 
-def false_alarm_threshold(values: np.ndarray, rate: float = 0.01) -> float:
+def false_alarm_threshold(values: np.ndarray, rate: float = 0.003) -> float:
     """The score that the background exceeds with probability ``rate`` (the expected share of
     background pixels flagged), from a background model fitted to the bulk of the scores.
 
@@ -133,7 +133,8 @@ def _transform(values: np.ndarray, transform: str):
 
 
 METHODS = ("false-alarm", "otsu", "kmeans", "min-error", "value", "fraction")
-DEFAULT_FALSE_ALARM_RATE = 0.01
+# Measured on the 19 scenes, RX and BS3LNet: a mean F1 of 0.33 at 0.003 (0.32 at 0.01, 0.30 at 0.001).
+DEFAULT_FALSE_ALARM_RATE = 0.003
 
 
 def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = None, fraction: float = None,

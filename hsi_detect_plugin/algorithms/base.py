@@ -101,10 +101,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "value (THRESHOLD_VALUE) or fraction (the TOP_FRACTION highest-scoring pixels).",
                  advanced=True)
         self.add(QgsProcessingParameterNumber("FALSE_ALARM_RATE", "Expected false-alarm rate (method 'false-alarm')",
-                                              QgsProcessingParameterNumber.Double, defaultValue=0.01,
+                                              QgsProcessingParameterNumber.Double, defaultValue=0.003,
                                               minValue=0.000001, maxValue=0.5),
                  "Expected share of background pixels marked, with the threshold method 'false-alarm': lower marks "
-                 "fewer pixels (0.01: about 1 in 100 background pixels).", advanced=default != "false-alarm")
+                 "fewer pixels (0.003: about 3 in 1000 background pixels).", advanced=default != "false-alarm")
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
                                               QgsProcessingParameterNumber.Double, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)
