@@ -193,7 +193,7 @@ class Engine:
 
 def _report_summary(result: dict, feedback):
     facts = [f"{key.replace('_', ' ')} {result[key]}" for key in
-             ("device", "threshold", "detected_pixels", "changed_pixels", "seconds") if key in result]
+             ("device", "threshold", "detected_pixels", "changed_pixels", "objects", "seconds") if key in result]
     if result.get("bands"):
         waves = result.get("wavelengths")
         facts.insert(0, f"{result['bands']} bands" + (f" ({min(waves):.0f}-{max(waves):.0f} nm)" if waves else ""))
@@ -220,7 +220,16 @@ class _FeedbackReport:
         if stage != self.stage or tenth > self.tenth:
             self.stage, self.tenth = stage, tenth
             loss = f" (loss {event['loss']:.5g})" if "loss" in event else ""
-            self.feedback.setProgressText(f"{stage}: {message}{loss}" if message else f"{stage}{loss}")
+            self.feedback.setProgressText(f"{_with_stage(stage, message)}{loss}")
+
+
+def _with_stage(stage: str, message: str) -> str:
+    """'stage: message', without repeating a stage that the message already names ('training: 1/10')."""
+    if not message:
+        return stage
+    if message.lower().startswith(stage.lower()):
+        return message
+    return f"{stage}: {message}"
 
 
 def _pump(stream, put, mark_end: bool):

@@ -41,3 +41,6 @@ class HsiDetectProvider(QgsProcessingProvider):
 
     def supportedOutputRasterLayerExtensions(self):
         return ["tif"]
+
+    def supportedOutputVectorLayerExtensions(self):
+        return ["gpkg"]

@@ -39,6 +39,7 @@ FILE_PARAMETER_FOLDER = _pick("ProcessingFileParameterBehavior", "Folder", QgsPr
 
 # Layer source types (Qgis.ProcessingSourceType, QGIS 3.36)
 SOURCE_RASTER = _pick("ProcessingSourceType", "Raster", QgsProcessing, "TypeRaster")
+SOURCE_POLYGONS = _pick("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
 
 # Algorithm flags (Qgis.ProcessingAlgorithmFlag, QGIS 3.36)
 ALGORITHM_NO_THREADING = _pick("ProcessingAlgorithmFlag", "NoThreading", QgsProcessingAlgorithm, "FlagNoThreading")

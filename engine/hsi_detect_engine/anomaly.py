@@ -1,4 +1,4 @@
-"""Anomaly detection pipeline: image in, anomaly score map (and binary map) out."""
+"""Anomaly detection pipeline: image in; anomaly score map, binary map and detected objects out."""
 
 from __future__ import annotations
 
@@ -7,26 +7,31 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .classical import minmax_normalise, rx_scores
+from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
+from .io.objects import check_objects_output
 from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.reader import read_cube
-from .io.transaction import FILE, RASTER, OutputTransaction
-from .io.writer import write_binary, write_score
-from .parameters import BS3LNET, check_run_options, check_threshold, refuse_network_options, resolve
+from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
+from .io.writer import write_score
+from .parameters import (ANOMALY_THRESHOLD, BS3LNET, check_run_options, check_threshold, refuse_network_options,
+                         resolve)
 from .progress import Progress
-from .thresholds import binarize, choose_threshold
+from .thresholds import DEFAULT_FALSE_ALARM_RATE
 
 METHODS = ("bs3lnet", "rx")
 
 
-def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
-                bands: Optional[Sequence[int]] = None, method: str = "bs3lnet",
-                threshold: str = "otsu", threshold_value: Optional[float] = None,
-                top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
+def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, objects: Optional[str] = None,
+                min_object_size: int = 1, bands: Optional[Sequence[int]] = None, method: str = "bs3lnet",
+                threshold: str = ANOMALY_THRESHOLD, threshold_value: Optional[float] = None,
+                top_fraction: Optional[float] = None, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+                device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
                 params: Optional[dict] = None, progress: Optional[Progress] = None,
                 wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
-    """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map.
+    """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map
+    and the detected objects (a GeoPackage polygon layer of the binary map's regions).
 
     Returns a summary dict: outputs, method, device, threshold, timings.
     """
@@ -38,17 +43,20 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         seed = check_run_options(seed, device)
     else:
         refuse_network_options(method, "bs3lnet", params, model, save_model)
-    check_threshold(threshold, threshold_value, top_fraction)
+    check_threshold(threshold, threshold_value, top_fraction, false_alarm_rate)
+    if objects:
+        check_objects_output(objects, min_object_size)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
-    requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}
+    requested = {"score": (output, RASTER), "binary": (binary, RASTER), "objects": (objects, LAYER),
+                 "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         progress.update("reading", 0.0, f"reading {input_path}", force=True)
         cube = read_cube(input_path, bands, wavelengths=wavelengths, bad_bands=bad_bands, mask_clouds=mask_clouds,
                          progress=progress)
         progress.log(band_summary(cube))
         rows, cols, nb = cube.shape
-        txn.check_space({"score": 4 * rows * cols, "binary": rows * cols})
+        txn.check_space({"score": 4 * rows * cols, "binary": rows * cols, "objects": rows * cols})
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
         summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
                    "wavelengths": cube.wavelengths, "product": cube.kind or None, "valid_pixels": int(cube.valid.sum())}
@@ -66,16 +74,10 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
         progress.update("writing", 0.0, f"writing {output}", force=True)
         meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(cube)}
         write_score(txn.path("score"), score, cube.valid, cube.georef, "anomaly score", meta, txn.path("score", "qml"))
-        if binary:
-            t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)
-            classes = binarize(score, cube.valid, t)
-            write_binary(txn.path("binary"), classes, cube.georef, "anomaly", meta, txn.path("binary", "qml"))
-            summary["threshold"] = t
-            summary["detected_pixels"] = int((classes == 1).sum())
-        progress.update("writing", 0.9, "moving the outputs into place", force=True)
-        summary["outputs"] = txn.commit()
-    progress.finish("writing", "done")
-    if "model" in summary["outputs"]:
-        summary["saved_model"] = summary["outputs"]["model"]
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    return summary
+        summary.update(write_detections(
+            txn, score, cube.valid, cube.georef, meta, threshold=threshold, threshold_value=threshold_value,
+            top_fraction=top_fraction, false_alarm_rate=false_alarm_rate, label="anomaly",
+            layer_name="detected_objects", score_name="score", count_key="detected_pixels",
+            min_object_size=min_object_size))
+        commit(txn, summary, progress)
+    return finished(summary, progress, started)

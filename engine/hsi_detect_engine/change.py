@@ -10,28 +10,34 @@ import numpy as np
 
 from . import __version__
 from .classical import cva_magnitude, rx_scores
+from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
+from .io.objects import check_objects_output
 from .io.pairs import read_pair, read_training_mask
 from .io.products.wavelengths import band_summary, wavelength_metadata
-from .io.transaction import FILE, RASTER, OutputTransaction
-from .io.writer import write_binary, write_score
-from .parameters import HYPERNET, check_run_options, check_threshold, refuse_network_options, resolve
+from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
+from .io.writer import write_score
+from .parameters import (CHANGE_THRESHOLD, HYPERNET, check_run_options, check_threshold, refuse_network_options,
+                         resolve)
 from .progress import Progress
 from .scaling import scale_on_own_statistics
-from .thresholds import binarize, choose_threshold
+from .thresholds import DEFAULT_FALSE_ALARM_RATE
 
 METHODS = ("hypernet", "cva")
 
 
 def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[str] = None,
-               binary: Optional[str] = None, training_mask: Optional[str] = None,
+               binary: Optional[str] = None, objects: Optional[str] = None, min_object_size: int = 1,
+               training_mask: Optional[str] = None,
                bands: Optional[Sequence[int]] = None, method: str = "hypernet", grid: str = "resample",
-               threshold: str = "otsu", threshold_value: Optional[float] = None,
-               top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
+               threshold: str = CHANGE_THRESHOLD, threshold_value: Optional[float] = None,
+               top_fraction: Optional[float] = None, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+               device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
                params: Optional[dict] = None, progress: Optional[Progress] = None,
                wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
-    """Detect change between two dates and write the requested maps. Returns a summary dict."""
+    """Detect change between two dates and write the requested maps (objects: the changed
+    regions as a GeoPackage polygon layer). Returns a summary dict."""
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
@@ -40,11 +46,13 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         seed = check_run_options(seed, device)
     else:
         refuse_network_options(method, "hypernet", params, model, save_model)
-    check_threshold(threshold, threshold_value, top_fraction)
+    check_threshold(threshold, threshold_value, top_fraction, false_alarm_rate)
+    if objects:
+        check_objects_output(objects, min_object_size)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),
-                 "model": (save_model, FILE)}
+                 "objects": (objects, LAYER), "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
         pair = read_pair(t1_path, t2_path, bands, grid, progress, wavelengths=wavelengths, bad_bands=bad_bands,
@@ -52,7 +60,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
         progress.log(band_summary(pair.t1))
         valid = pair.valid
         rows, cols, nb = pair.t1.shape
-        txn.check_space({"change": 4 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols})
+        txn.check_space({"change": 4 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols,
+                         "objects": rows * cols})
         mask = read_training_mask(training_mask, (rows, cols)) & valid if training_mask else None
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(valid.sum())} valid in both dates")
         summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "wavelengths": pair.t1.wavelengths,
@@ -77,17 +86,10 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
             acd = rx_scores(diff, valid)
             write_score(txn.path("anomalous_change"), acd, valid, georef, "anomalous change", meta,
                         txn.path("anomalous_change", "qml"))
-        if binary:
-            transform = summary.get("threshold_transform", "none")
-            t = choose_threshold(magnitude[valid], threshold, threshold_value, top_fraction, transform)
-            classes = binarize(magnitude, valid, t)
-            write_binary(txn.path("binary"), classes, georef, "changed", meta, txn.path("binary", "qml"))
-            summary["threshold"] = t
-            summary["changed_pixels"] = int((classes == 1).sum())
-        progress.update("writing", 0.9, "moving the outputs into place", force=True)
-        summary["outputs"] = txn.commit()
-    progress.finish("writing", "done")
-    if "model" in summary["outputs"]:
-        summary["saved_model"] = summary["outputs"]["model"]
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    return summary
+        summary.update(write_detections(
+            txn, magnitude, valid, georef, meta, threshold=threshold, threshold_value=threshold_value,
+            top_fraction=top_fraction, false_alarm_rate=false_alarm_rate,
+            transform=summary.get("threshold_transform", "none"), label="changed", layer_name="changed_regions",
+            score_name="change", count_key="changed_pixels", min_object_size=min_object_size))
+        commit(txn, summary, progress)
+    return finished(summary, progress, started)

@@ -15,7 +15,8 @@ import threading
 
 from . import __version__
 from .errors import Cancelled, HsiDetectError
-from .parameters import BS3LNET, HYPERNET, SEED, THRESHOLD_HELP, THRESHOLDS
+from .parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, SEED,
+                         THRESHOLD_HELP, THRESHOLDS)
 from .progress import Progress
 from .io.bands import parse_band_ranges
 from .io.products.wavelengths import BAD_BAND_MODES, parse_ranges
@@ -66,7 +67,7 @@ def _common(p: argparse.ArgumentParser):
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
-def _run_options(p: argparse.ArgumentParser, what: str):
+def _run_options(p: argparse.ArgumentParser, what: str, threshold: str, objects: str):
     p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
     p.add_argument("--wavelengths", type=_wavelength_ranges, metavar="RANGES",
                    help="wavelength ranges to use, in nm, e.g. 400-1340,1460-1790,1960-2450 (default: all)")
@@ -75,10 +76,18 @@ def _run_options(p: argparse.ArgumentParser, what: str):
                         "the water-vapour absorption windows 1340-1460 and 1790-1960 nm; keep: use them")
     p.add_argument("--mask-clouds", action="store_true",
                    help="EnMAP L2A: mark the pixels of the product's cloud, cloud-shadow and haze layers invalid")
-    p.add_argument("--threshold", choices=THRESHOLDS, default=THRESHOLDS[0],
-                   help=f"how the binary map is thresholded: {THRESHOLD_HELP} (default: {THRESHOLDS[0]})")
+    p.add_argument("--threshold", choices=THRESHOLDS, default=threshold,
+                   help=f"how the binary map is thresholded: {THRESHOLD_HELP} (default: {threshold})")
+    p.add_argument("--false-alarm-rate", type=float, default=FALSE_ALARM_RATE.default,
+                   help=f"{FALSE_ALARM_RATE.help} {FALSE_ALARM_RATE.allowed().capitalize()} "
+                        f"(default: {FALSE_ALARM_RATE.default:g})")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
     p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
+    p.add_argument("--objects", metavar="OUT.gpkg",
+                   help=f"also write the {objects} (8-connected regions of the binary map) as a GeoPackage polygon "
+                        "layer: rank by peak score, pixels, area, peak and mean score, peak and centroid coordinates")
+    p.add_argument("--min-object-size", type=int, default=1, metavar="PIXELS",
+                   help="leave out objects of fewer pixels (default: 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--seed", type=int, default=SEED.default,
                    help=f"{SEED.help} {SEED.allowed().capitalize()} (default: {SEED.default})")
@@ -150,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--output", "-o", required=True, metavar="SCORE.tif", help="anomaly score GeoTIFF to write")
     a.add_argument("--binary", metavar="MAP.tif", help="also write a binary anomaly map (1 anomaly, 0 background)")
     a.add_argument("--method", choices=("bs3lnet", "rx"), default="bs3lnet", help="detector (default: bs3lnet)")
-    _run_options(a, "BS3LNet")
+    _run_options(a, "BS3LNet", ANOMALY_THRESHOLD, "detected objects")
     _method_options(a, BS3LNET, "BS3LNet parameters")
     _common(a)
 
@@ -167,13 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method", choices=("hypernet", "cva"), default="hypernet", help="detector (default: hypernet)")
     c.add_argument("--grid", choices=("resample", "refuse"), default="resample",
                    help="when the dates' grids differ: resample date 2 onto date 1 (default) or stop")
-    _run_options(c, "HyperNet")
+    _run_options(c, "HyperNet", CHANGE_THRESHOLD, "changed regions")
     _method_options(c, HYPERNET, "HyperNet parameters")
     _common(c)
 
     e = sub.add_parser("evaluate", help="accuracy of a score or binary map against a ground truth",
                        description="AUC, overall accuracy, Kappa, F1, precision and recall; for a score map the "
-                                   "binary figures are taken at its Otsu threshold.")
+                                   "binary figures are taken at its Otsu threshold. Object level: the share of "
+                                   "ground-truth objects (8-connected regions) hit and the detected objects that "
+                                   "touch none (false objects).")
     e.add_argument("map", metavar="MAP", help="score or binary raster")
     e.add_argument("ground_truth", metavar="GROUND_TRUTH", help="raster: 1 = changed/anomalous, other labelled values = background")
     e.add_argument("--unlabelled", type=float, help="ground-truth value meaning 'not labelled' (left out of every figure)")
@@ -198,16 +209,19 @@ def _dispatch(args, progress: Progress) -> dict:
     if args.command == "anomaly":
         from .anomaly import run_anomaly
 
-        return run_anomaly(args.input, args.output, binary=args.binary, bands=args.bands, method=args.method,
+        return run_anomaly(args.input, args.output, binary=args.binary, objects=args.objects,
+                           min_object_size=args.min_object_size, bands=args.bands, method=args.method,
                            threshold=args.threshold, threshold_value=args.threshold_value,
-                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
-                           save_model=args.save_model, params=_method_params(args, BS3LNET), progress=progress,
-                           **_band_options(args))
+                           top_fraction=args.top_fraction, false_alarm_rate=args.false_alarm_rate, device=args.device,
+                           seed=args.seed, model=args.model, save_model=args.save_model,
+                           params=_method_params(args, BS3LNET), progress=progress, **_band_options(args))
     if args.command == "change":
         from .change import run_change
 
         return run_change(args.t1, args.t2, args.output, anomalous=args.anomalous_change, binary=args.binary,
-                          training_mask=args.training_mask, bands=args.bands, method=args.method, grid=args.grid,
+                          objects=args.objects, min_object_size=args.min_object_size,
+                          false_alarm_rate=args.false_alarm_rate, training_mask=args.training_mask, bands=args.bands,
+                          method=args.method, grid=args.grid,
                           threshold=args.threshold, threshold_value=args.threshold_value,
                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
                           save_model=args.save_model, params=_method_params(args, HYPERNET), progress=progress,
@@ -227,6 +241,8 @@ def _watch_stdin(progress: Progress):
 def _print_summary(result: dict):
     if "auc" in result:
         print(" ".join(f"{k.upper()} {result[k]:.4f}" for k in ("auc", "oa", "kappa", "f1", "precision", "recall")))
+        print(f"objects: {result['objects_hit']} of {result['truth_objects']} ground-truth objects hit, "
+              f"{result['false_objects']} of {result['detected_objects']} detected objects false")
         if result.get("report"):
             print(f"report: {result['report']}")
         return

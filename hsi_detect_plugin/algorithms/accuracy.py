@@ -7,7 +7,9 @@ from ..qgis_compat import NUMBER_DOUBLE
 from .base import EngineAlgorithm
 
 FIGURES = (("AUC", "auc", "Area under the ROC curve"), ("OA", "oa", "Overall accuracy"), ("KAPPA", "kappa", "Kappa"),
-           ("F1", "f1", "F1 score"), ("PRECISION", "precision", "Precision"), ("RECALL", "recall", "Recall"))
+           ("F1", "f1", "F1 score"), ("PRECISION", "precision", "Precision"), ("RECALL", "recall", "Recall"),
+           ("OBJECTS_HIT", "objects_hit_share", "Share of ground-truth objects hit"),
+           ("FALSE_OBJECTS", "false_objects", "Detected objects touching no ground-truth object"))
 
 
 class AccuracyAlgorithm(EngineAlgorithm):
@@ -23,6 +25,7 @@ Inputs: the map (one band: a score raster, or a binary map of 0 and 1) and a gro
 Outputs:
 AUC: probability that a random changed/anomalous pixel scores higher than a random background pixel (0.5 is chance, 1 is perfect).
 OA, KAPPA, F1, PRECISION, RECALL: figures of the binary decision; for a score raster it is taken at the score's Otsu threshold.
+OBJECTS_HIT, FALSE_OBJECTS: the same decision by objects (8-connected regions): the share of ground-truth objects with at least one detected pixel, and the number of detected objects that touch no ground-truth object.
 Accuracy report (OUTPUT_REPORT): an HTML page with these figures, the ROC curve and the confusion matrix.
 The figures are numeric outputs, usable by later steps of a model.
 

@@ -4,17 +4,23 @@ All computation happens in the engine's child process (engine_runner). An algori
 subclass names its engine command and method, its parameters and its help text.
 """
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+import os
+
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingParameterBoolean, QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+                       QgsProcessingParameterString, QgsProcessingParameterVectorDestination)
+from qgis.PyQt.QtGui import QIcon
 
 from ..engine_runner import Engine
 from ..input_files import raster_file
 from ..output_styles import style_on_load
-from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, SOURCE_POLYGONS, with_flag
 from .method_parameters import arguments, definition
+
+ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
+DEVICE_HINTS = ["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
 README_URL = "https://github.com/hsi-detect/hsi-detect/blob/main/README.md"
@@ -51,6 +57,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         anchor = "".join(c for c in self.TITLE.lower() if c.isalnum() or c in " -").replace(" ", "-")
         return f"{README_URL}#{anchor}"
 
+    def icon(self):
+        return QIcon(ICON)
+
+    def svgIconPath(self):
+        return ICON
+
     def createInstance(self):
         return type(self)()
 
@@ -70,7 +82,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def results(self, result: dict, outputs: dict, context) -> dict:
         for path in outputs.values():
-            if path.lower().endswith((".tif", ".tiff")):
+            if path.lower().endswith((".tif", ".tiff", ".gpkg")):
                 style_on_load(path, context)
         return {name: path or None for name, path in outputs.items()}
 
@@ -135,13 +147,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             args.append("--mask-clouds")
         return args
 
-    def add_threshold(self, what: str, engine):
-        """THRESHOLD_METHOD with the engine's threshold methods (``engine``: its parameters.py), then their numbers."""
+    def add_threshold(self, what: str, engine, default: str):
+        """THRESHOLD_METHOD with the engine's threshold methods (``engine``: its parameters.py) and
+        ``default``, then the numbers they need."""
         self.add(QgsProcessingParameterEnum("THRESHOLD_METHOD", "Threshold for the binary map",
-                                            options=list(engine.THRESHOLDS), defaultValue=engine.THRESHOLDS[0],
+                                            options=list(engine.THRESHOLDS), defaultValue=default,
                                             usesStaticStrings=True),
-                 f"How the score is cut into {what} and background: {engine.THRESHOLD_HELP}; value uses "
-                 f"THRESHOLD_VALUE, fraction TOP_FRACTION.", advanced=True)
+                 f"How the score is cut into {what} and background (default: {default}): {engine.THRESHOLD_HELP}; "
+                 "false-alarm uses FALSE_ALARM_RATE, value THRESHOLD_VALUE, fraction TOP_FRACTION.", advanced=True)
+        rate = engine.FALSE_ALARM_RATE
+        self.add(definition(rate), rate.help, advanced=default != "false-alarm")
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
                                               NUMBER_DOUBLE, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)
@@ -154,7 +169,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """The detector's own parameters (engine Param entries), then DEVICE, SEED and TRAINED_MODEL."""
         for p in method_parameters:
             self.addParameter(definition(p))
-        self.add(QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto"),
+        device = QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto")
+        device.setMetadata({"widget_wrapper": {"value_hints": DEVICE_HINTS}})
+        self.add(device,
                  "Where the network runs: auto (a CUDA GPU when the engine's torch sees one, else the CPU), "
                  "cpu, cuda, or cuda:N for the N-th GPU.")
         self.add(QgsProcessingParameterNumber("SEED", seed.label, NUMBER_INTEGER,
@@ -171,8 +188,15 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "Write the trained network to this file, to apply it later (TRAINED_MODEL) without training.")
 
     def add_raster_output(self, name: str, description: str, help_text: str, optional: bool = False):
-        self.add(QgsProcessingParameterRasterDestination(name, description, optional=optional,
-                                                         createByDefault=not optional), help_text)
+        """Every map is created unless the user skips it (``optional`` ones can be skipped): a
+        temporary file by default, in the dialog as from processing.run and qgis_process."""
+        self.add(QgsProcessingParameterRasterDestination(name, description, QgsProcessing.TEMPORARY_OUTPUT,
+                                                         optional=optional, createByDefault=True), help_text)
+
+    def add_objects_output(self, name: str, description: str, help_text: str):
+        self.add(QgsProcessingParameterVectorDestination(name, description, SOURCE_POLYGONS,
+                                                         QgsProcessing.TEMPORARY_OUTPUT, optional=True,
+                                                         createByDefault=True), help_text)
 
     # ------------------------------------------------------------------ reading parameters
 
@@ -199,7 +223,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def threshold_arguments(self, parameters, context) -> list:
         args = ["--threshold", self.parameterAsEnumString(parameters, "THRESHOLD_METHOD", context)]
-        for name, flag in (("THRESHOLD_VALUE", "--threshold-value"), ("TOP_FRACTION", "--top-fraction")):
+        for name, flag in (("THRESHOLD_VALUE", "--threshold-value"), ("TOP_FRACTION", "--top-fraction"),
+                           ("FALSE_ALARM_RATE", "--false-alarm-rate")):
             if parameters.get(name) not in (None, ""):
                 args += [flag, repr(self.parameterAsDouble(parameters, name, context))]
         return args
@@ -216,6 +241,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return args
 
     def output_path(self, parameters, name: str, context) -> str:
+        """The file to write, '' for an output that is skipped: SAVE_MODEL unless given, and an
+        optional map given as None or '' (the dialog's 'Skip output'); a map not given at all
+        takes its default, a temporary file."""
         if name == "SAVE_MODEL":
             return self.parameterAsFileOutput(parameters, name, context) or ""
+        if name in parameters and parameters[name] in (None, "") and \
+                self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional:
+            return ""
         return self.parameterAsOutputLayer(parameters, name, context) or ""

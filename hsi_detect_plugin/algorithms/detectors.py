@@ -5,14 +5,16 @@ engine's declaration (method_parameters); inputs, outputs and the engine command
 shared here.
 """
 
-from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer
 
+from ..qgis_compat import NUMBER_INTEGER
 from .base import NETWORK_MODULES, EngineAlgorithm
 from .method_parameters import declaration, method_parameters
 
 
 class Detector(EngineAlgorithm):
     METHOD = ""  # the engine's --method
+    METHOD_LABEL = ""  # the method's name in the result layers' names: "Anomaly score (RX)"
     NETWORK = False  # a trained network: adds its parameters, DEVICE, SEED, TRAINED_MODEL, SAVE_MODEL
 
     def method_parameters(self) -> tuple:
@@ -22,6 +24,17 @@ class Detector(EngineAlgorithm):
     def engine_modules(self):
         """A network needs torch and its engine module to import in the engine's Python."""
         return NETWORK_MODULES + (f"hsi_detect_engine.{self.METHOD}",) if self.NETWORK else ()
+
+    def add_min_object_size(self):
+        self.add(QgsProcessingParameterNumber("MIN_OBJECT_SIZE", "Smallest object (pixels)", NUMBER_INTEGER,
+                                              defaultValue=1, minValue=1),
+                 "Regions of the binary map with fewer pixels are left out of the objects layer.", advanced=True)
+
+    def objects_arguments(self, parameters, path: str, context) -> list:
+        if not path:
+            return []
+        return ["--objects", path,
+                "--min-object-size", str(self.parameterAsInt(parameters, "MIN_OBJECT_SIZE", context))]
 
     def common_arguments(self, parameters, context) -> list:
         args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
@@ -46,23 +59,30 @@ class AnomalyDetector(Detector):
         if self.NETWORK and engine:
             self.add_network_run(self.method_parameters(), engine.SEED)
         if engine:
-            self.add_threshold("anomalies", engine)
-        self.add_raster_output("OUTPUT", "Anomaly score",
+            self.add_threshold("anomalies", engine, engine.ANOMALY_THRESHOLD)
+        self.add_min_object_size()
+        m = self.METHOD_LABEL
+        self.add_raster_output("OUTPUT", f"Anomaly score ({m})",
                                "Anomaly score per pixel, 0 (background) to 1 (most anomalous); nodata where "
                                "the input had none valid.")
-        self.add_raster_output("OUTPUT_BINARY", "Binary anomaly map",
+        self.add_raster_output("OUTPUT_BINARY", f"Binary anomaly map ({m})",
                                "1 anomaly, 0 background, 255 nodata: the score cut at the threshold.",
                                optional=True)
+        self.add_objects_output("OUTPUT_OBJECTS", f"Detected objects ({m})",
+                                "The binary map's 8-connected regions as polygons (GeoPackage), each with its rank by "
+                                "peak score (1 = most anomalous), pixel count, area in map units, peak and mean "
+                                "score and the map coordinates of its peak and centroid: a list of targets to visit.")
         if self.NETWORK:
             self.add_save_model()
 
     def engine_arguments(self, parameters, context, feedback):
-        outputs = {"OUTPUT": self.output_path(parameters, "OUTPUT", context),
-                   "OUTPUT_BINARY": self.output_path(parameters, "OUTPUT_BINARY", context)}
+        outputs = {name: self.output_path(parameters, name, context)
+                   for name in ("OUTPUT", "OUTPUT_BINARY", "OUTPUT_OBJECTS")}
         args = [self.image_file(parameters, "INPUT", "Hyperspectral image", context, feedback),
                 "--output", outputs["OUTPUT"]]
         if outputs["OUTPUT_BINARY"]:
             args += ["--binary", outputs["OUTPUT_BINARY"]]
+        args += self.objects_arguments(parameters, outputs["OUTPUT_OBJECTS"], context)
         args += self.common_arguments(parameters, context)
         if self.NETWORK:
             outputs["SAVE_MODEL"] = self.output_path(parameters, "SAVE_MODEL", context)
@@ -96,22 +116,28 @@ class ChangeDetector(Detector):
                  "resample: warp the second date onto the first date's grid (bilinear); refuse: stop with a "
                  "message.", advanced=True)
         if engine:
-            self.add_threshold("changed", engine)
-        self.add_raster_output("OUTPUT", "Change magnitude",
+            self.add_threshold("changed", engine, engine.CHANGE_THRESHOLD)
+        self.add_min_object_size()
+        m = self.METHOD_LABEL
+        self.add_raster_output("OUTPUT", f"Change magnitude ({m})",
                                "How much each pixel changed between the dates (larger means more change); nodata "
                                "where either date had none valid.")
-        self.add_raster_output("OUTPUT_ANOMALOUS", "Anomalous change score",
+        self.add_raster_output("OUTPUT_ANOMALOUS", f"Anomalous change score ({m})",
                                "RX (Mahalanobis) score of the per-band change: high where the change is unlike "
                                "the change elsewhere in the scene.", optional=True)
-        self.add_raster_output("OUTPUT_BINARY", "Binary change map",
+        self.add_raster_output("OUTPUT_BINARY", f"Binary change map ({m})",
                                "1 changed, 0 unchanged, 255 nodata: the change magnitude cut at the threshold.",
                                optional=True)
+        self.add_objects_output("OUTPUT_OBJECTS", f"Changed regions ({m})",
+                                "The binary change map's 8-connected regions as polygons (GeoPackage), each with its "
+                                "rank by peak change, pixel count, area in map units, peak and mean change "
+                                "magnitude and the map coordinates of its peak and centroid.")
         if self.NETWORK:
             self.add_save_model()
 
     def engine_arguments(self, parameters, context, feedback):
         outputs = {name: self.output_path(parameters, name, context)
-                   for name in ("OUTPUT", "OUTPUT_ANOMALOUS", "OUTPUT_BINARY")}
+                   for name in ("OUTPUT", "OUTPUT_ANOMALOUS", "OUTPUT_BINARY", "OUTPUT_OBJECTS")}
         args = [self.image_file(parameters, "INPUT_T1", "First date", context, feedback),
                 self.image_file(parameters, "INPUT_T2", "Second date", context, feedback),
                 "--output", outputs["OUTPUT"],
@@ -120,6 +146,7 @@ class ChangeDetector(Detector):
             args += ["--anomalous-change", outputs["OUTPUT_ANOMALOUS"]]
         if outputs["OUTPUT_BINARY"]:
             args += ["--binary", outputs["OUTPUT_BINARY"]]
+        args += self.objects_arguments(parameters, outputs["OUTPUT_OBJECTS"], context)
         args += self.common_arguments(parameters, context)
         if self.NETWORK:
             mask = self.optional_input_file(parameters, "TRAINING_MASK", "Training mask", context, feedback)

@@ -8,12 +8,13 @@ import numpy as np
 
 from ..io.reader import read_single_band
 from ..io.transaction import FILE, OutputTransaction
-from .metrics import accuracy_figures, labelled_pixels, roc_points
+from .metrics import accuracy_figures, labelled_pixels, object_figures, roc_points
 
 
 def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = None, positive: float = 1,
              report: Optional[str] = None, title: str = "Detection accuracy") -> dict:
-    """AUC, OA, Kappa, F1, precision and recall of a map; optionally an HTML report."""
+    """AUC, OA, Kappa, F1, precision and recall of a map, the ground-truth objects it hits and the
+    false objects it draws; optionally an HTML report."""
     with OutputTransaction({"report": (report, FILE)}, [map_path, truth_path]) as txn:
         score, nodata, _ = read_single_band(map_path, what="map")
         gt, gt_nodata, _ = read_single_band(truth_path, what="ground truth")
@@ -25,6 +26,10 @@ def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = No
             valid &= score != nodata
         s, t = labelled_pixels(score, valid, gt, unlabelled, positive)
         figures = accuracy_figures(s, t)
+        labelled = valid & np.isfinite(gt.astype(np.float64))
+        if unlabelled is not None:
+            labelled &= gt != unlabelled
+        figures.update(object_figures(labelled & (score > figures["threshold"]), labelled & (gt == positive)))
         figures.update({"map": map_path, "ground_truth": truth_path,
                         "unlabelled_value": None if unlabelled is None else float(unlabelled)})
         if report:

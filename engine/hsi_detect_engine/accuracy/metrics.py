@@ -71,3 +71,18 @@ def roc_points(score: np.ndarray, truth: np.ndarray):
 
     fpr, tpr, _ = roc_curve(truth, score)
     return fpr, tpr
+
+
+def object_figures(detected: np.ndarray, truth: np.ndarray) -> dict:
+    """Object-level figures of a binary map (2-D bool ``detected``) against a ground truth
+    (2-D bool ``truth``), objects being 8-connected regions: the ground-truth objects hit by
+    at least one detected pixel, and the detected objects that touch no ground-truth object."""
+    from ..io.objects import label_objects
+
+    truth_labels, truth_count = label_objects(truth)
+    found_labels, found_count = label_objects(detected)
+    hit = np.unique(truth_labels[detected & (truth_labels > 0)]).size
+    touching = np.unique(found_labels[truth & (found_labels > 0)]).size
+    return {"truth_objects": truth_count, "objects_hit": int(hit),
+            "objects_hit_share": float(hit / truth_count) if truth_count else 0.0,
+            "detected_objects": found_count, "false_objects": int(found_count - touching)}

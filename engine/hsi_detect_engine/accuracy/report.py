@@ -50,6 +50,11 @@ th,td{{border:1px solid #bbb;padding:4px 10px;text-align:right}} th{{background:
 <p>Map: <code>{esc(str(figures['map']))}</code><br>Ground truth: <code>{esc(str(figures['ground_truth']))}</code><br>
 Labelled pixels: {figures['labelled_pixels']} ({figures['positive_pixels']} positive); unlabelled value: {esc(str(figures['unlabelled_value']))}; {esc(how)}.</p>
 <h2>Figures</h2><table>{rows}</table>
+<h2>Objects</h2>
+<p>Objects are 8-connected regions: of the ground truth's, and of the detected pixels.</p>
+<table><tr><th>Ground-truth objects hit</th><td>{figures['objects_hit']} of {figures['truth_objects']} ({100 * figures['objects_hit_share']:.1f} %)</td></tr>
+<tr><th>Detected objects</th><td>{figures['detected_objects']}</td></tr>
+<tr><th>False objects (touching no ground-truth object)</th><td>{figures['false_objects']}</td></tr></table>
 <h2>Confusion matrix</h2>
 <table><tr><th></th><th>predicted positive</th><th>predicted negative</th></tr>
 <tr><th>truly positive</th><td>{c['tp']}</td><td>{c['fn']}</td></tr>

@@ -1,8 +1,10 @@
 """QGIS layer styles (.qml) written beside each output, as plain XML (no QGIS needed).
 
 QGIS loads a .qml that shares the raster's base name as the layer's default style, so a
-score map opens with a colour ramp stretched over its valid range and a binary map with
-the detected class in red and the background transparent.
+score map opens with a colour ramp stretched over the 2nd to 98th percentile of its valid scores
+(brighter values take the ramp's last colour), a binary map with
+the detected class in red and the background transparent, and a layer of detected objects
+outlined in red and labelled by rank.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def score_qml(minimum: float, maximum: float, label: str = "score") -> str:
     return (_HEAD + f"""  <pipe>
     <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="{minimum:.8g}" classificationMax="{maximum:.8g}" nodataColor="">
       <rasterTransparency/>
-      <minMaxOrigin><limits>MinMax</limits><extent>WholeRaster</extent><statAccuracy>Exact</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>
+      <minMaxOrigin><limits>CumulativeCut</limits><extent>WholeRaster</extent><statAccuracy>Exact</statAccuracy><cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper><stdDevFactor>2</stdDevFactor></minMaxOrigin>
       <rastershader>
         <colorrampshader colorRampType="INTERPOLATED" classificationMode="2" clip="0" minimumValue="{minimum:.8g}" maximumValue="{maximum:.8g}" labelPrecision="4">
           <colorramp type="gradient" name="[source]">
@@ -89,3 +91,39 @@ def write_qml(raster_path: str, text: str, path: str = None) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
+
+
+def objects_qml(colour: str = "#e31a1c") -> str:
+    """Polygons outlined in ``colour`` with no fill, labelled by their rank (1 = highest peak score)."""
+    rgba = _rgba(colour)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="Symbology|Labeling" labelsEnabled="1">
+  <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
+    <symbols>
+      <symbol type="fill" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <Option type="Map">
+            <Option type="QString" name="color" value="255,255,255,0"/>
+            <Option type="QString" name="style" value="no"/>
+            <Option type="QString" name="outline_color" value="{rgba}"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.6"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="miter"/>
+          </Option>
+        </layer>
+      </symbol>
+    </symbols>
+  </renderer-v2>
+  <labeling type="simple">
+    <settings calloutType="simple">
+      <text-style fieldName="rank" isExpression="0" fontSize="9" fontSizeUnit="Point" fontWeight="75" textColor="{rgba}" textOpacity="1">
+        <text-buffer bufferDraw="1" bufferSize="0.8" bufferSizeUnits="MM" bufferColor="255,255,255,255" bufferOpacity="1" bufferNoFill="1" bufferJoinStyle="128"/>
+      </text-style>
+      <placement placement="1" offsetType="0" dist="0" fitInPolygonOnly="0" centroidWhole="0" centroidInside="0" priority="5"/>
+      <rendering drawLabels="1" obstacle="0" displayAll="1" labelPerPart="0" scaleVisibility="0"/>
+    </settings>
+  </labeling>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""

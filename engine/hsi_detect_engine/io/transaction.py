@@ -26,7 +26,7 @@ from typing import Dict, Iterable, Optional
 from ..errors import HsiDetectError
 from .paths import check_output_path
 
-RASTER, FILE = "raster", "file"
+RASTER, LAYER, FILE = "raster", "layer", "file"  # LAYER: a vector file with a .qml style beside it
 _STALE = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.partial(\.[^.]*)?(\.aux\.xml)?$")
 _TEMP_NAME = re.compile(r"^\.(.+)\.\d+-[0-9a-f]{8}\.partial(\.[^.]*)?$")
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
@@ -38,8 +38,9 @@ def sidecars(path: str, kind: str) -> Dict[str, str]:
     """The files written for one output: the file itself and, for a raster, its .qml style and
     the .aux.xml that GDAL may add."""
     files = {"": path}
-    if kind == RASTER:
+    if kind in (RASTER, LAYER):
         files["qml"] = os.path.splitext(path)[0] + ".qml"
+    if kind == RASTER:
         files["aux"] = path + ".aux.xml"
     return files
 
@@ -99,7 +100,7 @@ def remove_stale_temporaries(folder: str):
 
 
 class OutputTransaction:
-    """The outputs of one run. ``outputs``: kind -> (path, RASTER or FILE); empty paths are skipped.
+    """The outputs of one run. ``outputs``: kind -> (path, RASTER, LAYER or FILE); empty paths are skipped.
 
     Use as a context manager; call ``commit()`` as the last step of the block.
     """
