@@ -126,9 +126,23 @@ def write_score(path: str, score: np.ndarray, valid: np.ndarray, georef: Georef,
     """A float32 score map and its .qml (at ``style``, default beside it); invalid pixels are nodata (-9999)."""
     write_raster(path, score.astype(np.float32), georef, valid=valid, nodata=SCORE_NODATA,
                  dtype="float32", band_names=[name], metadata=metadata)
-    v = score[valid]
-    write_qml(path, score_qml(float(v.min()), float(v.max()), name), style)
+    low, high = style_range(score[valid])
+    write_qml(path, score_qml(low, high, name), style)
     return path
+
+
+def style_range(values: np.ndarray, lower: float = 2.0, upper: float = 98.0) -> tuple:
+    """The colour ramp's range: the 2nd and 98th percentiles of the valid scores, so that a long
+    tail of a few extreme pixels does not leave the rest of the map dark; the full range when
+    the percentiles coincide."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    low, high = (float(x) for x in np.percentile(v, [lower, upper]))
+    if not high > low:
+        low, high = float(v.min()), float(v.max())
+    return low, high
 
 
 def write_binary(path: str, classes: np.ndarray, georef: Georef, label: str = "detected",
