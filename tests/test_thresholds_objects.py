@@ -12,7 +12,7 @@ from osgeo import gdal, ogr, osr
 from hsi_detect_engine.accuracy.metrics import object_figures
 from hsi_detect_engine.errors import HsiDetectError
 from hsi_detect_engine.io.cube import Georef
-from hsi_detect_engine.io.objects import label_objects, object_table, write_detected_objects
+from hsi_detect_engine.io.objects import check_objects_output, label_objects, object_table, write_detected_objects
 from hsi_detect_engine.thresholds import choose_threshold, false_alarm_threshold
 
 from rasters import write_tif
@@ -146,10 +146,11 @@ def test_an_empty_map_gives_an_empty_layer(tmp_path):
     assert ds.GetLayerByName("detected_objects").GetFeatureCount() == 0
 
 
-def test_objects_need_a_geopackage_name(tmp_path):
-    detected, score = blobs()
+def test_objects_need_a_geopackage_name_and_a_minimum_size_of_one_pixel(tmp_path):
     with pytest.raises(HsiDetectError, match=".gpkg"):
-        write_detected_objects(str(tmp_path / "objects.shp"), detected, score, Georef(20, 30, GEOTRANSFORM, ""))
+        check_objects_output(str(tmp_path / "objects.shp"), 1)
+    with pytest.raises(HsiDetectError, match="at least 1 pixel"):
+        check_objects_output(str(tmp_path / "objects.gpkg"), 0)
     assert os.listdir(tmp_path) == []
 
 

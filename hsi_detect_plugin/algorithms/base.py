@@ -16,7 +16,8 @@ from qgis.PyQt.QtGui import QIcon
 from ..engine_runner import Engine
 from ..input_files import raster_file
 from ..output_styles import style_on_load
-from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, SOURCE_POLYGONS, with_flag
+from ..qgis_compat import (NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, PARAMETER_OPTIONAL, SOURCE_POLYGONS,
+                           with_flag)
 from .method_parameters import arguments, definition
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
@@ -247,6 +248,6 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         if name == "SAVE_MODEL":
             return self.parameterAsFileOutput(parameters, name, context) or ""
         if name in parameters and parameters[name] in (None, "") and \
-                self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional:
+                self.parameterDefinition(name).flags() & PARAMETER_OPTIONAL:
             return ""
         return self.parameterAsOutputLayer(parameters, name, context) or ""
