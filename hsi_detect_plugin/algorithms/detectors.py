@@ -26,6 +26,7 @@ class Detector(EngineAlgorithm):
     def common_arguments(self, parameters, context) -> list:
         args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
         args += self.threshold_arguments(parameters, context)
+        args += self.memory_limit_arguments(parameters, context)
         if self.NETWORK:
             args += self.network_arguments(parameters, context, self.method_parameters())
         return args
@@ -45,6 +46,7 @@ class AnomalyDetector(Detector):
             self.add_network_run(self.method_parameters(), engine.SEED)
         if engine:
             self.add_threshold("anomalies", engine)
+            self.add_memory_limit(engine)
         self.add_raster_output("OUTPUT", "Anomaly score",
                                "Anomaly score per pixel, 0 (background) to 1 (most anomalous); nodata where "
                                "the input had none valid.")
@@ -95,6 +97,7 @@ class ChangeDetector(Detector):
                  "message.", advanced=True)
         if engine:
             self.add_threshold("changed", engine)
+            self.add_memory_limit(engine)
         self.add_raster_output("OUTPUT", "Change magnitude",
                                "How much each pixel changed between the dates (larger means more change); nodata "
                                "where either date had none valid.")
