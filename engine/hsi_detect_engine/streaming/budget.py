@@ -1,0 +1,39 @@
+"""When a run streams, and how much memory its windows and GDAL's block cache may take."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+FIT_SHARE = 0.75  # a run whose in-memory working set stays below this share of the limit runs in memory
+WINDOW_SHARE = 0.5  # the share of the limit the windows' working copies take when streaming
+CACHE_SHARE = 0.125  # the share of the limit GDAL's block cache may take when streaming
+MIN_CACHE = 4 << 20
+
+
+def fits(bytes_needed: float, limit: int) -> bool:
+    """Whether a run whose in-memory working set is ``bytes_needed`` keeps the in-memory path."""
+    return bytes_needed <= FIT_SHARE * limit
+
+
+def cache_bytes(limit: int) -> int:
+    return max(MIN_CACHE, int(limit * CACHE_SHARE))
+
+
+def window_budget(limit: int) -> int:
+    """Bytes the working copies of one window may take."""
+    return max(1 << 20, int(limit * WINDOW_SHARE) - cache_bytes(limit))
+
+
+@contextmanager
+def gdal_cache(limit: int):
+    """GDAL's block cache held to its share of the limit while a streamed run reads and writes
+    (by default it may grow to 5% of the machine's memory, which would hold a whole scene)."""
+    from ..io.gdal_utils import gdal
+
+    g = gdal()
+    before = g.GetCacheMax()
+    g.SetCacheMax(min(before, cache_bytes(limit)))
+    try:
+        yield
+    finally:
+        g.SetCacheMax(before)
