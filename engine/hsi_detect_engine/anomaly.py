@@ -8,11 +8,13 @@ from typing import Optional, Sequence
 from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
-from .io.reader import read_cube
+from .io.memory import memory_limit as resolve_memory_limit
+from .io.reader import read_cube, streamed_source
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
 from .parameters import BS3LNET, check_run_options, check_threshold, refuse_network_options, resolve
 from .progress import Progress
+from .streaming.rx import in_memory_bytes as rx_in_memory_bytes, stream_rx_anomaly
 from .thresholds import binarize, choose_threshold
 
 METHODS = ("bs3lnet", "rx")
@@ -23,9 +25,11 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
                 threshold: str = "otsu", threshold_value: Optional[float] = None,
                 top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
-                params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
+                params: Optional[dict] = None, memory_limit=None, progress: Optional[Progress] = None) -> dict:
     """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map.
 
+    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
+    RX streams a scene whose in-memory run would not fit well inside it.
     Returns a summary dict: outputs, method, device, threshold, timings.
     """
     progress = progress or Progress()
@@ -37,10 +41,27 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     else:
         refuse_network_options(method, "bs3lnet", params, model, save_model)
     check_threshold(threshold, threshold_value, top_fraction)
+    limit = resolve_memory_limit(memory_limit)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        source = streamed_source(input_path, bands, limit, rx_in_memory_bytes) if method == "rx" else None
+        if source is not None:
+            with source:
+                rows, cols, nb = source.height, source.width, len(source.band_numbers)
+                txn.check_space({"score": 12 * rows * cols, "binary": rows * cols})
+                summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
+                           "device": "cpu"}
+                summary.update(stream_rx_anomaly(source, txn, limit, binary=bool(binary), threshold=threshold,
+                                                 threshold_value=threshold_value, top_fraction=top_fraction,
+                                                 metadata=meta, progress=progress))
+            progress.update("writing", 0.9, "moving the outputs into place", force=True)
+            summary["outputs"] = txn.commit()
+            progress.finish("writing", "done")
+            summary["seconds"] = round(time.perf_counter() - started, 3)
+            return summary
         progress.update("reading", 0.0, f"reading {input_path}", force=True)
         cube = read_cube(input_path, bands)
         rows, cols, nb = cube.shape
@@ -60,7 +81,6 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
             summary.update(info)
         score = minmax_normalise(raw, cube.valid)
         progress.update("writing", 0.0, f"writing {output}", force=True)
-        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
         write_score(txn.path("score"), score, cube.valid, cube.georef, "anomaly score", meta, txn.path("score", "qml"))
         if binary:
             t = choose_threshold(score[cube.valid], threshold, threshold_value, top_fraction)

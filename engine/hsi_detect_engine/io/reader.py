@@ -18,6 +18,14 @@ from .gdal_utils import gdal as _gdal, short_error as _short
 from .paths import check_input_path
 from .research import RESEARCH_SUFFIXES, read_research_2d, read_research_cube
 
+_EXACT_IN_FLOAT32 = (1, 2, 3, 6)  # GDT_Byte, UInt16, Int16, Float32 (GDAL 3.7's Int8 is read as Byte here)
+
+
+def no_valid_pixel(path: str) -> HsiDetectError:
+    return HsiDetectError(f"{path} has no valid pixel: every pixel is nodata or not a finite number in the selected "
+                          "bands. Check the nodata value or choose other bands.")
+
+
 class RasterSource:
     """An open raster from which windows of selected bands are read as float32 cubes."""
 
@@ -59,6 +67,11 @@ class RasterSource:
     def width(self) -> int:
         return self.georef.width
 
+    @property
+    def block_height(self) -> int:
+        """Rows of the file's blocks (tiles or strips): windows of a multiple of it decode each block once."""
+        return max(1, self._bands[0].GetBlockSize()[1])
+
     def _read_wavelengths(self):
         per_band = [b.GetMetadataItem("wavelength") for b in self._bands]
         units = self._bands[0].GetMetadataItem("wavelength_units") or ""
@@ -85,26 +98,38 @@ class RasterSource:
         nb = len(self._bands)
         cube = np.empty((rows, cols, nb), dtype=np.float32)
         valid = np.ones((rows, cols), dtype=bool)
-        # All bands in one call per strip of rows: reading band by band decodes each block of a
-        # pixel-interleaved (BIP) file once per band, a hundred times slower on large files.
-        step = max(1, (64 << 20) // (cols * nb * 8))
+        # All bands in one call per strip of rows (reading band by band decodes each block of a
+        # pixel-interleaved (BIP) file once per band), straight into the cube's pixel-interleaved
+        # layout, converted by GDAL where float32 holds every value of the file's type exactly.
+        exact = all(b.DataType in _EXACT_IN_FLOAT32 for b in self._bands)
+        per_row = cols * nb * (4 if exact else 12)
+        step = max(1, (64 << 20) // per_row)
+        if step >= self.block_height:
+            step -= step % self.block_height
+        nodata = [b.GetNoDataValue() for b in self._bands]
+        checked = [i for i, v in enumerate(nodata) if v is not None and not np.isnan(v)]  # NaN: caught by isfinite
+        masked = [i for i, v in enumerate(nodata) if v is None and not self._bands[i].GetMaskFlags() & gdal.GMF_ALL_VALID]
+        floating = any(gdal.GetDataTypeName(b.DataType).startswith(("Float", "CFloat")) for b in self._bands)
         for r in range(0, rows, step):
             n = min(step, rows - r)
+            out = cube[r:r + n]
             try:
-                raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers).reshape(nb, n, cols)
+                if exact:
+                    self._ds.ReadAsArray(col, row + r, cols, n, buf_obj=out, band_list=self.band_numbers,
+                                         interleave="pixel")
+                    raw = out
+                else:
+                    raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers, interleave="pixel")
+                    out[...] = raw
             except RuntimeError as exc:
                 raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or incomplete.") from None
-            for i, band in enumerate(self._bands):
-                values = raw[i].astype(np.float32, copy=False)
-                nodata = band.GetNoDataValue()
-                ok = np.isfinite(values)
-                if nodata is not None:
-                    if not np.isnan(nodata):  # a NaN nodata is already caught by isfinite
-                        ok &= raw[i] != nodata
-                elif not band.GetMaskFlags() & gdal.GMF_ALL_VALID:
-                    ok &= band.GetMaskBand().ReadAsArray(col, row + r, cols, n) > 0
-                valid[r:r + n] &= ok
-                cube[r:r + n, :, i] = values
+            ok = valid[r:r + n]
+            if floating:
+                ok &= np.isfinite(out).all(axis=2)
+            if checked:
+                ok &= ~(raw[:, :, checked] == np.array([nodata[i] for i in checked])).any(axis=2)
+            for i in masked:
+                ok &= self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) > 0
         cube[~valid] = 0.0
         return cube, valid
 
@@ -131,9 +156,24 @@ def read_cube(path: str, bands: Optional[Sequence[int]] = None, *, min_bands: in
             cube = Cube(data, valid, src.georef, src.band_numbers, src.band_names, src.wavelengths,
                         src.wavelength_units, path)
     if require_valid and not cube.valid.any():
-        raise HsiDetectError(f"{path} has no valid pixel: every pixel is nodata or not a finite number in the selected bands. "
-                             "Check the nodata value or choose other bands.")
+        raise no_valid_pixel(path)
     return cube
+
+
+def streamed_source(path: str, bands: Optional[Sequence[int]], limit: int, in_memory_bytes,
+                    min_bands: int = 3) -> Optional[RasterSource]:
+    """An open RasterSource when the image is a GDAL raster whose in-memory processing,
+    ``in_memory_bytes(rows, cols, bands)``, does not fit well inside the memory limit; else None."""
+    from ..streaming.budget import fits
+
+    path = check_input_path(path)
+    if path.lower().endswith(RESEARCH_SUFFIXES):
+        return None
+    src = RasterSource(path, bands, min_bands)
+    if fits(in_memory_bytes(src.height, src.width, len(src.band_numbers)), limit):
+        src.close()
+        return None
+    return src
 
 
 def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tuple:

@@ -1,0 +1,124 @@
+"""Streamed RX: the anomaly pipeline's RX on a scene larger than the memory limit.
+
+Pass 1 accumulates the valid pixels' mean and covariance; pass 2 writes each window's
+Mahalanobis scores into a float64 scratch raster beside the output while taking their range;
+pass 3 normalises them to 0..1 into the score raster; the threshold and the binary map come
+from passes over the score raster (scores.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..classical import mahalanobis, safe_inverse
+from ..io.memory import format_size, window_rows
+from ..io.reader import RasterSource, no_valid_pixel
+from ..io.styles import binary_qml, score_qml, write_qml
+from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..progress import Progress, SubProgress
+from .budget import gdal_cache, window_budget
+from .scores import ScoreRaster, binarize_raster, threshold_of_raster
+from .statistics import Moments
+
+IN_MEMORY_PER_BAND = 8  # bytes per pixel and band of the in-memory RX: the float32 cube and its valid pixels' copy
+IN_MEMORY_PER_PIXEL = 40  # its masks, float64 scores and float32 normalised score
+WINDOW_PER_BAND = 32  # a window: the read, the float32 cube, its valid pixels, their float64 centred copy and product
+WINDOW_PER_PIXEL = 64
+
+Read = Callable[[int, int], tuple]  # (row, rows) -> (cube (rows, cols, bands) float32, valid (rows, cols))
+
+
+def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
+    return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
+
+
+def windows(height: int, step: int, progress: Progress, message: str):
+    for r in range(0, height, step):
+        progress.update("detecting", r / height, message)
+        yield r, min(step, height - r)
+    progress.update("detecting", 1.0, message)
+
+
+def moments(read: Read, height: int, step: int, bands: int, progress: Progress, message: str) -> Moments:
+    """Count, mean and covariance of the valid pixels of every window."""
+    m = Moments(bands)
+    for r, n in windows(height, step, progress, message):
+        cube, valid = read(r, n)
+        m.add(cube[valid])
+    return m
+
+
+def write_scores(read: Read, height: int, step: int, stats: Moments, writer: RasterWriter, progress: Progress,
+                 message: str) -> tuple:
+    """Write each window's RX scores (invalid pixels: the writer's nodata); returns their (min, max)."""
+    inv = safe_inverse(stats.covariance())
+    lo, hi = math.inf, -math.inf
+    for r, n in windows(height, step, progress, message):
+        cube, valid = read(r, n)
+        block = np.full(valid.shape, writer.nodata, dtype=writer.dtype)
+        if valid.any():
+            scores = mahalanobis(cube[valid], stats.mean, inv)
+            block[valid] = scores
+            lo, hi = min(lo, float(scores.min())), max(hi, float(scores.max()))
+        writer.write(block, r, 0)
+    return lo, hi
+
+
+def normalise(raw: ScoreRaster, lo: float, hi: float, writer: RasterWriter) -> tuple:
+    """Write (v - lo) / (hi - lo) of the valid raw scores as float32 (classical.minmax_normalise);
+    returns the (min, max) written."""
+    smin, smax = math.inf, -math.inf
+    for r, values, valid in raw.windows():
+        block = np.full(valid.shape, SCORE_NODATA, dtype=np.float32)
+        out = np.zeros(int(valid.sum()), dtype=np.float32)
+        out[:] = ((values[valid] - lo) / (hi - lo)) if hi > lo else 0.0
+        block[valid] = out
+        if out.size:
+            smin, smax = min(smin, float(out.min())), max(smax, float(out.max()))
+        writer.write(block, r, 0)
+    return smin, smax
+
+
+def stream_rx_anomaly(src: RasterSource, txn, limit: int, *, binary: bool, threshold: str,
+                      threshold_value: Optional[float], top_fraction: Optional[float], metadata: dict,
+                      progress: Progress) -> dict:
+    """RX of the scene read window by window into the transaction's 'score' (and 'binary') outputs."""
+    rows, cols, nb = src.height, src.width, len(src.band_numbers)
+    budget = window_budget(limit)
+    step = window_rows(cols * (WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL), budget, rows, src.block_height)
+    progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
+                 f"streaming RX in windows of {step} rows.")
+
+    def read(r, n):
+        return src.read(r, 0, n, cols)
+
+    info = {"streamed": True, "window_rows": step}
+    with gdal_cache(limit):
+        stats = moments(read, rows, step, nb, SubProgress(progress, 0.0, 0.4), "RX statistics")
+        if stats.n == 0:
+            raise no_valid_pixel(src.path)
+        info["valid_pixels"] = stats.n
+        raw_path = txn.scratch("score", "raw.tif")
+        with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
+            lo, hi = write_scores(read, rows, step, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
+        progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
+        raw = ScoreRaster(raw_path, budget, progress)
+        with RasterWriter(txn.path("score"), src.georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
+                          metadata=metadata) as w:
+            smin, smax = normalise(raw, lo, hi, w)
+        raw.close()
+        write_qml(txn.path("score"), score_qml(smin, smax, "anomaly score"), txn.path("score", "qml"))
+        if binary:
+            progress.update("writing", 0.4, "thresholding", force=True)
+            score = ScoreRaster(txn.path("score"), budget, progress)
+            t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget)
+            with RasterWriter(txn.path("binary"), src.georef, dtype="uint8", nodata=CLASS_NODATA,
+                              band_names=["anomaly"], metadata=metadata) as w:
+                info["detected_pixels"] = binarize_raster(score, w, t)
+            score.close()
+            write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
+            info["threshold"] = t
+    return info
