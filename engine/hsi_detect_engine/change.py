@@ -11,12 +11,14 @@ import numpy as np
 from . import __version__
 from .classical import cva_magnitude, rx_scores
 from .errors import HsiDetectError
-from .io.pairs import read_pair, read_training_mask
+from .io.memory import memory_limit as resolve_memory_limit
+from .io.pairs import read_pair, read_training_mask, streamed_pair
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
 from .parameters import HYPERNET, check_run_options, check_threshold, refuse_network_options, resolve
 from .progress import Progress
 from .scaling import scale_on_own_statistics
+from .streaming.cva import in_memory_bytes as cva_in_memory_bytes, stream_cva
 from .thresholds import binarize, choose_threshold
 
 METHODS = ("hypernet", "cva")
@@ -28,8 +30,12 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                threshold: str = "otsu", threshold_value: Optional[float] = None,
                top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
-               params: Optional[dict] = None, progress: Optional[Progress] = None) -> dict:
-    """Detect change between two dates and write the requested maps. Returns a summary dict."""
+               params: Optional[dict] = None, memory_limit=None, progress: Optional[Progress] = None) -> dict:
+    """Detect change between two dates and write the requested maps. Returns a summary dict.
+
+    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
+    CVA streams a pair whose in-memory run would not fit well inside it.
+    """
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
@@ -39,11 +45,29 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     else:
         refuse_network_options(method, "hypernet", params, model, save_model)
     check_threshold(threshold, threshold_value, top_fraction)
+    limit = resolve_memory_limit(memory_limit)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),
                  "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        streamed = streamed_pair(t1_path, t2_path, bands, grid, limit, cva_in_memory_bytes, progress) \
+            if method == "cva" else None
+        if streamed is not None:
+            with streamed:
+                rows, cols, nb = streamed.t1.height, streamed.t1.width, len(streamed.t1.band_numbers)
+                txn.check_space({"change": 12 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols})
+                summary = {"method": method, "rows": rows, "cols": cols, "bands": nb,
+                           "resampled_t2": streamed.resampled, "device": "cpu"}
+                summary.update(stream_cva(streamed, txn, limit, anomalous=bool(anomalous), binary=bool(binary),
+                                          threshold=threshold, threshold_value=threshold_value,
+                                          top_fraction=top_fraction, metadata=meta, progress=progress))
+            progress.update("writing", 0.9, "moving the outputs into place", force=True)
+            summary["outputs"] = txn.commit()
+            progress.finish("writing", "done")
+            summary["seconds"] = round(time.perf_counter() - started, 3)
+            return summary
         progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
         pair = read_pair(t1_path, t2_path, bands, grid, progress)
         valid = pair.valid
@@ -66,7 +90,6 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
             info.pop("saved_model", None)
             summary.update(info)
         progress.update("writing", 0.0, f"writing {output}", force=True)
-        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
         georef = pair.t1.georef
         write_score(txn.path("change"), magnitude, valid, georef, "change magnitude", meta, txn.path("change", "qml"))
         if anomalous:

@@ -58,14 +58,7 @@ def read_pair(t1_path: str, t2_path: str, bands: Optional[Sequence[int]] = None,
     resampled = False
     with_gdal = not t2_path.lower().endswith(RESEARCH_SUFFIXES) and not t1_path.lower().endswith(RESEARCH_SUFFIXES)
     if with_gdal:
-        with RasterSource(t2_path, bands, min_bands) as src:
-            differ = t1.georef.same_grid(src.georef)
-        if differ:
-            what = ", ".join(differ)
-            if grid == "refuse":
-                raise HsiDetectError(f"The two dates are not on the same grid ({what} differ). "
-                                     "Resample date 2 onto date 1 first, or let the tool do it (grid mode 'resample').")
-            progress.log(f"Date 2 is on another grid ({what} differ): resampling it onto date 1's grid (bilinear).")
+        if _check_grids(t1.georef, t2_path, bands, grid, progress, min_bands):
             t2 = _read_warped(t2_path, t1, bands, min_bands)
             resampled = True
         else:
@@ -81,27 +74,104 @@ def read_pair(t1_path: str, t2_path: str, bands: Optional[Sequence[int]] = None,
     return Pair(t1, t2, valid, resampled)
 
 
-def _read_warped(path: str, target: Cube, bands, min_bands) -> Cube:
+def _check_grids(georef, t2_path: str, bands, grid: str, progress: Progress, min_bands: int) -> bool:
+    """Whether date 2 must be resampled onto date 1's grid (``georef``); refused with grid='refuse'."""
+    with RasterSource(t2_path, bands, min_bands) as src:
+        differ = georef.same_grid(src.georef)
+    if differ:
+        what = ", ".join(differ)
+        if grid == "refuse":
+            raise HsiDetectError(f"The two dates are not on the same grid ({what} differ). "
+                                 "Resample date 2 onto date 1 first, or let the tool do it (grid mode 'resample').")
+        progress.log(f"Date 2 is on another grid ({what} differ): resampling it onto date 1's grid (bilinear).")
+    return bool(differ)
+
+
+class PairSources:
+    """The two dates open for windowed reads on date 1's grid; date 2 through a warped VRT when
+    its grid differs (resampled window by window as it is read, nothing held in memory or on disk)."""
+
+    def __init__(self, t1: RasterSource, t2: RasterSource, resampled: bool, vrt: Optional[str] = None):
+        self.t1, self.t2, self.resampled, self._vrt = t1, t2, resampled, vrt
+
+    def read(self, row: int, rows: int) -> tuple:
+        """(date 1 (rows, cols, bands) float32, date 2, valid in both (rows, cols))."""
+        c1, v1 = self.t1.read(row, 0, rows, self.t1.width)
+        c2, v2 = self.t2.read(row, 0, rows, self.t1.width)
+        return c1, c2, v1, v1 & v2
+
+    def close(self):
+        self.t1.close()
+        self.t2.close()
+        if self._vrt:
+            _gdal().Unlink(self._vrt)
+            self._vrt = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def streamed_pair(t1_path: str, t2_path: str, bands, grid: str, limit: int, in_memory_bytes,
+                  progress: Optional[Progress] = None, min_bands: int = 3) -> Optional[PairSources]:
+    """The two dates open for windowed reads when both are GDAL rasters and their in-memory
+    processing, ``in_memory_bytes(rows, cols, bands)``, does not fit well inside the memory limit; else None."""
+    from ..streaming.budget import fits
+
+    progress = progress or Progress()
+    if grid not in GRID_MODES:
+        raise HsiDetectError(f"Unknown grid mode '{grid}'. Use resample or refuse.")
+    for path in (t1_path, t2_path):
+        if check_input_path(path).lower().endswith(RESEARCH_SUFFIXES):
+            return None
+    n1, n2 = _band_count(t1_path), _band_count(t2_path)
+    if n1 > 0 and n2 > 0 and n1 != n2:
+        return None  # read_pair refuses them with its sentence
+    t1 = RasterSource(t1_path, bands, min_bands)
+    if fits(in_memory_bytes(t1.height, t1.width, len(t1.band_numbers)), limit):
+        t1.close()
+        return None
+    try:
+        if not _check_grids(t1.georef, t2_path, bands, grid, progress, min_bands):
+            return PairSources(t1, RasterSource(t2_path, bands, min_bands), False)
+        vrt = f"/vsimem/hsi_detect_{uuid.uuid4().hex}.vrt"
+        ds = _warp(t2_path, t1.georef, vrt, "VRT")
+        return PairSources(t1, RasterSource(t2_path, bands, min_bands, dataset=ds), True, vrt)
+    except BaseException:
+        t1.close()
+        raise
+
+
+def _warp(path: str, g, dest: str, fmt: str):
+    """Date 2 warped onto the grid ``g`` (bilinear, float32) into ``dest`` with driver ``fmt``."""
     gdal = _gdal()
-    g = target.georef
     gt = g.geotransform or (0, 1, 0, 0, 0, -1)
     bounds = (gt[0], gt[3] + gt[5] * g.height, gt[0] + gt[1] * g.width, gt[3])
-    mem = f"/vsimem/hsi_detect_{uuid.uuid4().hex}.tif"
     try:
         src = gdal.Open(path)
         nodata = src.GetRasterBand(1).GetNoDataValue()
-        opts = gdal.WarpOptions(format="GTiff", outputBounds=bounds, width=g.width, height=g.height,
+        opts = gdal.WarpOptions(format=fmt, outputBounds=bounds, width=g.width, height=g.height,
                                 dstSRS=g.crs_wkt or None, resampleAlg="bilinear",
                                 srcNodata=nodata, dstNodata=nodata if nodata is not None else float("nan"),
                                 outputType=gdal.GDT_Float32)
-        ds = gdal.Warp(mem, src, options=opts)
+        return gdal.Warp(dest, src, options=opts)
+    except RuntimeError as exc:
+        raise HsiDetectError(f"Resampling {path} onto the first date's grid failed ({exc}).") from None
+
+
+def _read_warped(path: str, target: Cube, bands, min_bands) -> Cube:
+    gdal = _gdal()
+    g = target.georef
+    mem = f"/vsimem/hsi_detect_{uuid.uuid4().hex}.tif"
+    try:
+        ds = _warp(path, g, mem, "GTiff")
         with RasterSource(path, bands, min_bands, dataset=ds) as s:
             data, valid = s.read()
             cube = Cube(data, valid, g, s.band_numbers, s.band_names, s.wavelengths, s.wavelength_units, path)
         ds = None
         return cube
-    except RuntimeError as exc:
-        raise HsiDetectError(f"Resampling {path} onto the first date's grid failed ({exc}).") from None
     finally:
         gdal.Unlink(mem)
 

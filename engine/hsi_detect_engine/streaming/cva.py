@@ -1,0 +1,134 @@
+"""Streamed CVA: the change pipeline's CVA on a pair larger than the memory limit.
+
+Pass 1 accumulates each date's per-band mean and deviation over the pixels valid in both;
+pass 2 writes the change magnitude (and a float64 scratch copy for the threshold) and
+accumulates the moments of the per-band |standardised difference|; pass 3 writes its RX
+score, the anomalous change. The threshold and the binary map come from passes over the
+magnitude (scores.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..errors import HsiDetectError
+from ..io.memory import format_size, window_rows
+from ..io.pairs import PairSources
+from ..io.reader import no_valid_pixel
+from ..io.styles import binary_qml, score_qml, write_qml
+from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..progress import Progress, SubProgress
+from .budget import gdal_cache, window_budget
+from .rx import windows, write_scores
+from .scores import ScoreRaster, binarize_raster, threshold_of_raster
+from .statistics import Moments
+
+IN_MEMORY_PER_BAND = 40  # bytes per pixel and band of the in-memory CVA: both dates, their scaled copies and differences
+IN_MEMORY_PER_PIXEL = 48
+WINDOW_PER_BAND = 64  # a window: both dates read and standardised, their difference and its float64 products
+WINDOW_PER_PIXEL = 64
+
+
+def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
+    return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
+
+
+def _scaling(m: Moments) -> tuple:
+    """float32 (offset, scale) as scaling.fit_scaling's 'standardize'."""
+    scale = m.deviation()
+    scale[scale < 1e-12] = 1.0
+    return m.mean.astype(np.float32), scale.astype(np.float32)
+
+
+def stream_cva(pair: PairSources, txn, limit: int, *, anomalous: bool, binary: bool, threshold: str,
+               threshold_value: Optional[float], top_fraction: Optional[float], metadata: dict,
+               progress: Progress) -> dict:
+    """CVA of the pair read window by window into the transaction's 'change', 'anomalous_change'
+    and 'binary' outputs."""
+    src = pair.t1
+    rows, cols, nb = src.height, src.width, len(src.band_numbers)
+    budget = window_budget(limit)
+    step = window_rows(cols * (WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL), budget, rows,
+                       max(src.block_height, pair.t2.block_height))
+    progress.log(f"{rows} x {cols} pixels x {nb} bands in two dates exceed the memory limit of {format_size(limit)} "
+                 f"in memory: streaming CVA in windows of {step} rows.")
+    info = {"streamed": True, "window_rows": step}
+    georef = src.georef
+    with gdal_cache(limit):
+        m1, m2 = Moments(nb, full=False), Moments(nb, full=False)
+        own = 0
+        for r, n in windows(rows, step, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
+            c1, c2, v1, valid = pair.read(r, n)
+            own += int(v1.sum())
+            m1.add(c1[valid])
+            m2.add(c2[valid])
+        if own == 0:
+            raise no_valid_pixel(src.path)
+        if m1.n == 0:
+            raise HsiDetectError("No pixel is valid in both dates: they do not overlap, or nodata covers one of them.")
+        info["valid_pixels"] = m1.n
+        (o1, s1), (o2, s2) = _scaling(m1), _scaling(m2)
+
+        def difference(r, n):
+            c1, c2, _, valid = pair.read(r, n)
+            d = (c2 - o2) / s2 - (c1 - o1) / s1
+            d[~valid] = 0.0
+            return d, valid
+
+        scratch = txn.scratch("change", "magnitude.tif") if binary else None
+        acd = Moments(nb) if anomalous else None
+        lo, hi = math.inf, -math.inf
+        with RasterWriter(txn.path("change"), georef, nodata=SCORE_NODATA, band_names=["change magnitude"],
+                          metadata=metadata) as w, _optional_writer(scratch, georef) as w64:
+            for r, n in windows(rows, step, SubProgress(progress, 0.3, 0.4 if anomalous else 0.7), "change magnitude"):
+                d, valid = difference(r, n)
+                mag = np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
+                if valid.any():
+                    lo, hi = min(lo, float(mag[valid].min())), max(hi, float(mag[valid].max()))
+                block = mag.astype(np.float32)
+                block[~valid] = SCORE_NODATA
+                w.write(block, r, 0)
+                if w64 is not None:
+                    mag[~valid] = np.nan
+                    w64.write(mag, r, 0)
+                if acd is not None:
+                    acd.add(np.abs(d[valid]))
+        write_qml(txn.path("change"), score_qml(lo, hi, "change magnitude"), txn.path("change", "qml"))
+        if anomalous:
+            def absolute(r, n):
+                d, valid = difference(r, n)
+                return np.abs(d, out=d), valid
+
+            with RasterWriter(txn.path("anomalous_change"), georef, nodata=SCORE_NODATA,
+                              band_names=["anomalous change"], metadata=metadata) as w:
+                alo, ahi = write_scores(absolute, rows, step, acd, w, SubProgress(progress, 0.7, 0.3),
+                                        "anomalous change")
+            write_qml(txn.path("anomalous_change"), score_qml(alo, ahi, "anomalous change"),
+                      txn.path("anomalous_change", "qml"))
+        if binary:
+            progress.update("writing", 0.4, "thresholding", force=True)
+            magnitude = ScoreRaster(scratch, budget, progress)
+            t = threshold_of_raster(magnitude, threshold, threshold_value, top_fraction, budget)
+            with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA, band_names=["changed"],
+                              metadata=metadata) as w:
+                info["changed_pixels"] = binarize_raster(magnitude, w, t)
+            magnitude.close()
+            write_qml(txn.path("binary"), binary_qml("changed"), txn.path("binary", "qml"))
+            info["threshold"] = t
+    return info
+
+
+class _optional_writer:
+    """A float64 scratch writer (NaN where invalid) at ``path``, or None without a path."""
+
+    def __init__(self, path: Optional[str], georef):
+        self.writer = RasterWriter(path, georef, dtype="float64", nodata=math.nan) if path else None
+
+    def __enter__(self):
+        return self.writer
+
+    def __exit__(self, *exc):
+        return self.writer.__exit__(*exc) if self.writer is not None else False
