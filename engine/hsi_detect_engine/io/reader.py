@@ -186,6 +186,15 @@ def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tu
     if path.lower().endswith(RESEARCH_SUFFIXES):
         arr = read_research_2d(path)
         return arr, None, Georef(arr.shape[0], arr.shape[1])
+    ds, b, nodata, georef = open_single_band(path, band, what)
+    arr = b.ReadAsArray()
+    return arr, nodata, georef
+
+
+def open_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tuple:
+    """One band of a GDAL raster open for windowed reads: (dataset, band, nodata, georef); refused
+    as read_single_band refuses it."""
+    path = check_input_path(path)
     gdal = _gdal()
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
@@ -196,9 +205,6 @@ def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tu
                              "raster (extract the band first, e.g. with gdal_translate -b N).")
     select_bands([band], ds.RasterCount, path)
     b = ds.GetRasterBand(band)
-    arr = b.ReadAsArray()
     georef = Georef(ds.RasterYSize, ds.RasterXSize, tuple(ds.GetGeoTransform(can_return_null=True) or ()) or None,
                     ds.GetProjection() or "")
-    nodata = b.GetNoDataValue()
-    ds = None
-    return arr, nodata, georef
+    return ds, b, b.GetNoDataValue(), georef
