@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import HsiDetectError
 from .bands import select_bands
 from .cube import Cube, Georef
-from .gdal_utils import gdal as _gdal, short_error as _short
+from .gdal_utils import cache_at_most, gdal as _gdal, short_error as _short
 from .paths import check_input_path
 from .research import RESEARCH_SUFFIXES, read_research_2d, read_research_cube
 
@@ -101,15 +101,25 @@ class RasterSource:
         # All bands in one call per strip of rows (reading band by band decodes each block of a
         # pixel-interleaved (BIP) file once per band), straight into the cube's pixel-interleaved
         # layout, converted by GDAL where float32 holds every value of the file's type exactly.
+        # Strips of whole block rows where the file is tiled or striped, so that each block is
+        # decoded once and GDAL's cache need hold only the block in use.
         exact = all(b.DataType in _EXACT_IN_FLOAT32 for b in self._bands)
-        per_row = cols * nb * (4 if exact else 12)
-        step = max(1, (64 << 20) // per_row)
-        if step >= self.block_height:
-            step -= step % self.block_height
+        step = max(1, (64 << 20) // (cols * nb * 12))  # the strip read in the file's type when not exact
+        if exact or step >= self.block_height:
+            step = max(step, self.block_height) // self.block_height * self.block_height
         nodata = [b.GetNoDataValue() for b in self._bands]
         checked = [i for i, v in enumerate(nodata) if v is not None and not np.isnan(v)]  # NaN: caught by isfinite
         masked = [i for i, v in enumerate(nodata) if v is None and not self._bands[i].GetMaskFlags() & gdal.GMF_ALL_VALID]
         floating = any(gdal.GetDataTypeName(b.DataType).startswith(("Float", "CFloat")) for b in self._bands)
+        width, height = self._bands[0].GetBlockSize()
+        block = width * height * sum(gdal.GetDataTypeSize(b.DataType) // 8 for b in self._bands)
+        with cache_at_most(max(16 << 20, 2 * block)):
+            self._read_strips(cube, valid, row, col, cols, step, exact, nodata, checked, masked, floating)
+        cube[~valid] = 0.0
+        return cube, valid
+
+    def _read_strips(self, cube, valid, row, col, cols, step, exact, nodata, checked, masked, floating):
+        rows = cube.shape[0]
         for r in range(0, rows, step):
             n = min(step, rows - r)
             out = cube[r:r + n]
@@ -130,8 +140,6 @@ class RasterSource:
                 ok &= ~(raw[:, :, checked] == np.array([nodata[i] for i in checked])).any(axis=2)
             for i in masked:
                 ok &= self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) > 0
-        cube[~valid] = 0.0
-        return cube, valid
 
     def close(self):
         self._bands = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 FIT_SHARE = 0.75  # a run whose in-memory working set stays below this share of the limit runs in memory
 WINDOW_SHARE = 0.5  # the share of the limit the windows' working copies take when streaming
 CACHE_SHARE = 0.125  # the share of the limit GDAL's block cache may take when streaming
@@ -24,16 +22,8 @@ def window_budget(limit: int) -> int:
     return max(1 << 20, int(limit * WINDOW_SHARE) - cache_bytes(limit))
 
 
-@contextmanager
 def gdal_cache(limit: int):
-    """GDAL's block cache held to its share of the limit while a streamed run reads and writes
-    (by default it may grow to 5% of the machine's memory, which would hold a whole scene)."""
-    from ..io.gdal_utils import gdal
+    """GDAL's block cache held to its share of the limit while a streamed run reads and writes."""
+    from ..io.gdal_utils import cache_at_most
 
-    g = gdal()
-    before = g.GetCacheMax()
-    g.SetCacheMax(min(before, cache_bytes(limit)))
-    try:
-        yield
-    finally:
-        g.SetCacheMax(before)
+    return cache_at_most(cache_bytes(limit))
