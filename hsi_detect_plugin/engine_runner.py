@@ -194,6 +194,9 @@ class Engine:
 def _report_summary(result: dict, feedback):
     facts = [f"{key.replace('_', ' ')} {result[key]}" for key in
              ("device", "threshold", "detected_pixels", "changed_pixels", "seconds") if key in result]
+    if result.get("bands"):
+        waves = result.get("wavelengths")
+        facts.insert(0, f"{result['bands']} bands" + (f" ({min(waves):.0f}-{max(waves):.0f} nm)" if waves else ""))
     if facts:
         feedback.pushInfo("Engine finished: " + ", ".join(facts))
 

@@ -9,6 +9,7 @@ from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .errors import HsiDetectError
 from .io.memory import memory_limit as resolve_memory_limit
+from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.reader import read_cube, streamed_source
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
@@ -25,7 +26,9 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
                 threshold: str = "otsu", threshold_value: Optional[float] = None,
                 top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
-                params: Optional[dict] = None, memory_limit=None, progress: Optional[Progress] = None) -> dict:
+                params: Optional[dict] = None, progress: Optional[Progress] = None,
+                wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False,
+                memory_limit=None) -> dict:
     """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map.
 
     ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
@@ -47,7 +50,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
-        source = streamed_source(input_path, bands, limit, rx_in_memory_bytes) if method == "rx" else None
+        source = streamed_source(input_path, bands, limit, rx_in_memory_bytes, wavelengths=wavelengths,
+                                 bad_bands=bad_bands, log=progress.log) if method == "rx" else None
         if source is not None:
             with source:
                 rows, cols, nb = source.height, source.width, len(source.band_numbers)
@@ -63,12 +67,15 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None,
             summary["seconds"] = round(time.perf_counter() - started, 3)
             return summary
         progress.update("reading", 0.0, f"reading {input_path}", force=True)
-        cube = read_cube(input_path, bands)
+        cube = read_cube(input_path, bands, wavelengths=wavelengths, bad_bands=bad_bands, mask_clouds=mask_clouds,
+                         progress=progress)
+        progress.log(band_summary(cube))
+        meta.update(wavelength_metadata(cube))
         rows, cols, nb = cube.shape
         txn.check_space({"score": 4 * rows * cols, "binary": rows * cols})
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
         summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
-                   "valid_pixels": int(cube.valid.sum())}
+                   "wavelengths": cube.wavelengths, "product": cube.kind or None, "valid_pixels": int(cube.valid.sum())}
         if method == "rx":
             raw = rx_scores(cube.data, cube.valid, progress)
             summary["device"] = "cpu"

@@ -13,6 +13,7 @@ from .classical import cva_magnitude, rx_scores
 from .errors import HsiDetectError
 from .io.memory import memory_limit as resolve_memory_limit
 from .io.pairs import read_pair, read_training_mask, streamed_pair
+from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.transaction import FILE, RASTER, OutputTransaction
 from .io.writer import write_binary, write_score
 from .parameters import HYPERNET, check_run_options, check_threshold, refuse_network_options, resolve
@@ -30,7 +31,9 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                threshold: str = "otsu", threshold_value: Optional[float] = None,
                top_fraction: Optional[float] = None, device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
-               params: Optional[dict] = None, memory_limit=None, progress: Optional[Progress] = None) -> dict:
+               params: Optional[dict] = None, progress: Optional[Progress] = None,
+               wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False,
+               memory_limit=None) -> dict:
     """Detect change between two dates and write the requested maps. Returns a summary dict.
 
     ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
@@ -52,8 +55,9 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                  "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
-        streamed = streamed_pair(t1_path, t2_path, bands, grid, limit, cva_in_memory_bytes, progress) \
-            if method == "cva" else None
+        streamed = streamed_pair(t1_path, t2_path, bands, grid, limit, cva_in_memory_bytes,
+                                 lambda name: txn.scratch("change", name), progress, wavelengths=wavelengths,
+                                 bad_bands=bad_bands) if method == "cva" else None
         if streamed is not None:
             with streamed:
                 rows, cols, nb = streamed.t1.height, streamed.t1.width, len(streamed.t1.band_numbers)
@@ -69,14 +73,17 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
             summary["seconds"] = round(time.perf_counter() - started, 3)
             return summary
         progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
-        pair = read_pair(t1_path, t2_path, bands, grid, progress)
+        pair = read_pair(t1_path, t2_path, bands, grid, progress, wavelengths=wavelengths, bad_bands=bad_bands,
+                         mask_clouds=mask_clouds)
+        progress.log(band_summary(pair.t1))
+        meta.update(wavelength_metadata(pair.t1))
         valid = pair.valid
         rows, cols, nb = pair.t1.shape
         txn.check_space({"change": 4 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols})
         mask = read_training_mask(training_mask, (rows, cols)) & valid if training_mask else None
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(valid.sum())} valid in both dates")
-        summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "valid_pixels": int(valid.sum()),
-                   "resampled_t2": pair.resampled}
+        summary = {"method": method, "rows": rows, "cols": cols, "bands": nb, "wavelengths": pair.t1.wavelengths,
+                   "product": pair.t1.kind or None, "valid_pixels": int(valid.sum()), "resampled_t2": pair.resampled}
         if method == "cva":
             magnitude = cva_magnitude(pair.t1.data, pair.t2.data, valid)
             diff = np.abs(scale_on_own_statistics(pair.t2.data, valid) - scale_on_own_statistics(pair.t1.data, valid))

@@ -18,6 +18,7 @@ from .errors import Cancelled, HsiDetectError
 from .parameters import BS3LNET, HYPERNET, MEMORY_LIMIT, SEED, THRESHOLD_HELP, THRESHOLDS
 from .progress import Progress
 from .io.bands import parse_band_ranges
+from .io.products.wavelengths import BAD_BAND_MODES, parse_ranges
 from .io.transaction import disk_error, final_name
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED, EXIT_INTERNAL = 1, 2, 3, 4
@@ -72,6 +73,13 @@ def _memory_option(p: argparse.ArgumentParser):
 
 def _run_options(p: argparse.ArgumentParser, what: str):
     p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
+    p.add_argument("--wavelengths", type=_wavelength_ranges, metavar="RANGES",
+                   help="wavelength ranges to use, in nm, e.g. 400-1340,1460-1790,1960-2450 (default: all)")
+    p.add_argument("--bad-bands", choices=BAD_BAND_MODES, default="drop",
+                   help="drop (default): leave out the bands the product flags bad and, when wavelengths are known, "
+                        "the water-vapour absorption windows 1340-1460 and 1790-1960 nm; keep: use them")
+    p.add_argument("--mask-clouds", action="store_true",
+                   help="EnMAP L2A: mark the pixels of the product's cloud, cloud-shadow and haze layers invalid")
     p.add_argument("--threshold", choices=THRESHOLDS, default=THRESHOLDS[0],
                    help=f"how the binary map is thresholded: {THRESHOLD_HELP} (default: {THRESHOLDS[0]})")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
@@ -127,6 +135,13 @@ def _memory_size(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _wavelength_ranges(text: str) -> list:
+    try:
+        return parse_ranges(text)
+    except HsiDetectError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parse_bool(text: str) -> bool:
     t = text.strip().lower()
     if t in ("1", "yes", "true", "on"):
@@ -148,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("anomaly", help="anomaly score map of one image (BS3LNet or RX)",
                        description="Train BS3LNet on the image itself (no labels) and write its anomaly score "
                                    "map (0..1), or run global RX.")
-    a.add_argument("input", metavar="INPUT", help="hyperspectral image")
+    a.add_argument("input", metavar="INPUT", help="hyperspectral image: a GDAL raster, an ENVI .hdr, an EnMAP L2A folder or METADATA.XML, a PRISMA L2D .he5 or an EMIT L2A .nc")
     a.add_argument("--output", "-o", required=True, metavar="SCORE.tif", help="anomaly score GeoTIFF to write")
     a.add_argument("--binary", metavar="MAP.tif", help="also write a binary anomaly map (1 anomaly, 0 background)")
     a.add_argument("--method", choices=("bs3lnet", "rx"), default="bs3lnet", help="detector (default: bs3lnet)")
@@ -193,6 +208,10 @@ def _method_params(args, params: list) -> dict:
     return {p.name: getattr(args, p.name) for p in params if getattr(args, p.name, None) is not None}
 
 
+def _band_options(args) -> dict:
+    return {"wavelengths": args.wavelengths, "bad_bands": args.bad_bands, "mask_clouds": args.mask_clouds}
+
+
 def _dispatch(args, progress: Progress) -> dict:
     if args.command == "anomaly":
         from .anomaly import run_anomaly
@@ -200,8 +219,8 @@ def _dispatch(args, progress: Progress) -> dict:
         return run_anomaly(args.input, args.output, binary=args.binary, bands=args.bands, method=args.method,
                            threshold=args.threshold, threshold_value=args.threshold_value,
                            top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
-                           save_model=args.save_model, params=_method_params(args, BS3LNET),
-                           memory_limit=args.memory_limit, progress=progress)
+                           save_model=args.save_model, params=_method_params(args, BS3LNET), progress=progress,
+                           memory_limit=args.memory_limit, **_band_options(args))
     if args.command == "change":
         from .change import run_change
 
@@ -209,8 +228,8 @@ def _dispatch(args, progress: Progress) -> dict:
                           training_mask=args.training_mask, bands=args.bands, method=args.method, grid=args.grid,
                           threshold=args.threshold, threshold_value=args.threshold_value,
                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
-                          save_model=args.save_model, params=_method_params(args, HYPERNET),
-                          memory_limit=args.memory_limit, progress=progress)
+                          save_model=args.save_model, params=_method_params(args, HYPERNET), progress=progress,
+                          memory_limit=args.memory_limit, **_band_options(args))
     from .accuracy.evaluate import evaluate
 
     return evaluate(args.map, args.ground_truth, unlabelled=args.unlabelled, report=args.report,
@@ -232,6 +251,9 @@ def _print_summary(result: dict):
         return
     for name, path in result.get("outputs", {}).items():
         print(f"{name}: {path}")
+    if result.get("bands"):
+        waves = result.get("wavelengths")
+        print(f"{result['bands']} bands" + (f", {min(waves):.0f}-{max(waves):.0f} nm" if waves else ""))
     extra = [f"device {result['device']}" if result.get("device") else "", f"{result.get('seconds', 0):.1f} s"]
     print(", ".join(x for x in extra if x))
 

@@ -307,4 +307,9 @@ def check_model_config(method: str, config, path: str) -> dict:
             raise _error(f"{damaged}: {str(exc).rstrip('.')}. Train a new model.") from None
     if method == "hypernet" and out["hidden"] < MIN_HIDDEN:
         raise _error(f"{damaged}: its hidden width {out['hidden']} is below {MIN_HIDDEN}. Train a new model.")
+    wavelengths = config.get("wavelengths")
+    if wavelengths is not None and not (
+            isinstance(wavelengths, list) and len(wavelengths) == bands
+            and all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in wavelengths)):
+        raise _error(f"{damaged}: its wavelengths are not {bands} numbers, one per band. Train a new model.")
     return out

@@ -5,9 +5,10 @@ subclass names its engine command and method, its parameters and its help text.
 """
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+                       QgsProcessingParameterBoolean, QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString)
 
 from ..engine_runner import Engine
 from ..input_files import raster_file
@@ -16,6 +17,8 @@ from .method_parameters import arguments, definition
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
 README_URL = "https://github.com/hsi-detect/hsi-detect/blob/main/README.md"
+PRODUCT_FILTER = ("Hyperspectral products (*.he5 *.nc *.hdr *.xml *.XML *.tif *.TIF *.bsq *.bil *.bip *.img *.dat);;"
+                  "All files (*.*)")
 NETWORK_MODULES = ("torch", "safetensors")
 
 
@@ -83,6 +86,53 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "Band numbers to use, as QGIS numbers them (1 is the first band): single numbers and ranges "
                  "separated by commas, such as 1-50,60,70-120. Leave empty for all bands; leaving out noisy or "
                  "water-absorption bands often helps.")
+
+    def add_image(self, name: str, description: str, help_text: str):
+        """An image as a loaded layer (``name``) or as a file path (``name``_FILE): exactly one is given.
+
+        The file alternative takes what QGIS cannot load as one layer: a PRISMA L2D .he5, an EMIT
+        L2A .nc, an EnMAP L2A METADATA.XML, an ENVI .hdr.
+        """
+        self.add(QgsProcessingParameterRasterLayer(name, description, optional=True),
+                 help_text + " Give it as a layer here or as a file in the next parameter.")
+        self.add(QgsProcessingParameterFile(f"{name}_FILE", f"{description}, as a file (products)",
+                                            fileFilter=PRODUCT_FILTER, optional=True),
+                 f"Instead of {name}: the file of a sensor product as downloaded, read with its wavelengths and "
+                 "band flags: PRISMA L2D (.he5), EMIT L2A reflectance (.nc, orthorectified with its GLT), EnMAP "
+                 "L2A (METADATA.XML or SPECTRAL_IMAGE), ENVI (.hdr or data file), or any raster GDAL reads.")
+
+    def image_file(self, parameters, name: str, label: str, context, feedback) -> str:
+        given_layer = parameters.get(name) not in (None, "")
+        path = self.parameterAsFile(parameters, f"{name}_FILE", context) if parameters.get(f"{name}_FILE") else ""
+        if given_layer == bool(path):
+            raise QgsProcessingException(
+                f"{label}: give either a layer ({name}) or a file ({name}_FILE), {'not both' if path else 'one of them'}.")
+        return path or self.input_file(parameters, name, label, context, feedback)
+
+    def add_wavelength_choice(self):
+        self.add(QgsProcessingParameterString("WAVELENGTHS", "Wavelength ranges in nm (default: all)",
+                                              optional=True),
+                 "Bands to use by wavelength, e.g. 400-1340,1460-1790,1960-2450 (nanometres), for images that "
+                 "carry wavelengths (sensor products, ENVI, GeoTIFFs with wavelength metadata). Combines with "
+                 "the band numbers above.")
+        self.add(QgsProcessingParameterEnum("BAD_BANDS", "Bad bands", options=["drop", "keep"], defaultValue="drop",
+                                            usesStaticStrings=True),
+                 "drop: leave out the bands the product flags bad (ENVI bbl, EMIT good_wavelengths, EnMAP's empty "
+                 "and overlapping bands) and, when wavelengths are known, the water-vapour absorption windows "
+                 "1340-1460 and 1790-1960 nm; keep: use them. The log lists what was dropped.", advanced=True)
+        self.add(QgsProcessingParameterBoolean("MASK_CLOUDS", "EnMAP: mask clouds, cloud shadows and haze",
+                                               defaultValue=False),
+                 "For an EnMAP L2A product: pixels its quality layers flag as cloud, cloud shadow or haze are "
+                 "left out (nodata in the outputs).", advanced=True)
+
+    def wavelength_arguments(self, parameters, context) -> list:
+        args = ["--bad-bands", self.parameterAsEnumString(parameters, "BAD_BANDS", context) or "drop"]
+        ranges = (self.parameterAsString(parameters, "WAVELENGTHS", context) or "").strip()
+        if ranges:
+            args += ["--wavelengths", ranges]
+        if self.parameterAsBool(parameters, "MASK_CLOUDS", context):
+            args.append("--mask-clouds")
+        return args
 
     def add_threshold(self, what: str, engine):
         """THRESHOLD_METHOD with the engine's threshold methods (``engine``: its parameters.py), then their numbers."""

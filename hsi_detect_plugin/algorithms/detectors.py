@@ -25,6 +25,7 @@ class Detector(EngineAlgorithm):
 
     def common_arguments(self, parameters, context) -> list:
         args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
+        args += self.wavelength_arguments(parameters, context)
         args += self.threshold_arguments(parameters, context)
         args += self.memory_limit_arguments(parameters, context)
         if self.NETWORK:
@@ -38,9 +39,10 @@ class AnomalyDetector(Detector):
     GROUP = "Anomaly detection"
 
     def initAlgorithm(self, config=None):
-        self.add(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
-                 "The image to search for anomalies: any raster with three or more bands.")
+        self.add_image("INPUT", "Hyperspectral image",
+                       "The image to search for anomalies: any raster with three or more bands.")
         self.add_bands()
+        self.add_wavelength_choice()
         engine = declaration()  # None when the engine's source is missing: a run then says how to reinstall
         if self.NETWORK and engine:
             self.add_network_run(self.method_parameters(), engine.SEED)
@@ -59,7 +61,7 @@ class AnomalyDetector(Detector):
     def engine_arguments(self, parameters, context, feedback):
         outputs = {"OUTPUT": self.output_path(parameters, "OUTPUT", context),
                    "OUTPUT_BINARY": self.output_path(parameters, "OUTPUT_BINARY", context)}
-        args = [self.input_file(parameters, "INPUT", "Hyperspectral image", context, feedback),
+        args = [self.image_file(parameters, "INPUT", "Hyperspectral image", context, feedback),
                 "--output", outputs["OUTPUT"]]
         if outputs["OUTPUT_BINARY"]:
             args += ["--binary", outputs["OUTPUT_BINARY"]]
@@ -77,12 +79,12 @@ class ChangeDetector(Detector):
     GROUP = "Change detection"
 
     def initAlgorithm(self, config=None):
-        self.add(QgsProcessingParameterRasterLayer("INPUT_T1", "Image, first date"),
-                 "The earlier image: any raster with three or more bands.")
-        self.add(QgsProcessingParameterRasterLayer("INPUT_T2", "Image, second date"),
-                 "The later image, with the same bands as the first. When its grid differs it is resampled "
-                 "onto the first date's grid (see GRID).")
+        self.add_image("INPUT_T1", "Image, first date", "The earlier image: any raster with three or more bands.")
+        self.add_image("INPUT_T2", "Image, second date",
+                       "The later image, with the same bands as the first. When its grid differs it is resampled "
+                       "onto the first date's grid (see GRID).")
         self.add_bands()
+        self.add_wavelength_choice()
         engine = declaration()  # None when the engine's source is missing: a run then says how to reinstall
         if self.NETWORK:
             self.add(QgsProcessingParameterRasterLayer("TRAINING_MASK", "Unchanged pixels to train on",
@@ -113,8 +115,8 @@ class ChangeDetector(Detector):
     def engine_arguments(self, parameters, context, feedback):
         outputs = {name: self.output_path(parameters, name, context)
                    for name in ("OUTPUT", "OUTPUT_ANOMALOUS", "OUTPUT_BINARY")}
-        args = [self.input_file(parameters, "INPUT_T1", "First date", context, feedback),
-                self.input_file(parameters, "INPUT_T2", "Second date", context, feedback),
+        args = [self.image_file(parameters, "INPUT_T1", "First date", context, feedback),
+                self.image_file(parameters, "INPUT_T2", "Second date", context, feedback),
                 "--output", outputs["OUTPUT"],
                 "--grid", self.parameterAsEnumString(parameters, "GRID", context)]
         if outputs["OUTPUT_ANOMALOUS"]:

@@ -172,10 +172,10 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     return score
 
 
-def _load(model_path: str, bands: int):
+def _load(model_path: str, bands: int, wavelengths=None):
     from ..io.model_files import load_model
 
-    tensors, config = load_model(model_path, "bs3lnet", bands)
+    tensors, config = load_model(model_path, "bs3lnet", bands, wavelengths)
     stats = {"mode": config["scaling"], "offset": tensors.pop("scaling.offset").numpy(),
              "scale": tensors.pop("scaling.scale").numpy()}
     return tensors, config, stats
@@ -197,7 +197,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     seed_everything(seed)
     progress.update("preparing", 0.0, "preparing", force=True)
     if model_path:
-        tensors, config, stats = _load(model_path, bands)
+        tensors, config, stats = _load(model_path, bands, cube.wavelengths)
         p.update({k: config[k] for k in MODEL_KEYS["bs3lnet"]})
     else:
         stats = fit_scaling(cube.data, cube.valid, p["scaling"])
@@ -231,7 +231,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
         tensors = dict(net.state_dict())
         tensors["scaling.offset"] = torch.from_numpy(np.asarray(stats["offset"], dtype=np.float32))
         tensors["scaling.scale"] = torch.from_numpy(np.asarray(stats["scale"], dtype=np.float32))
-        config = {"bands": bands, **{k: p[k] for k in p}}
+        config = {"bands": bands, "wavelengths": cube.wavelengths, **{k: p[k] for k in p}}
         info["saved_model"] = write_model(save_model, "bs3lnet", tensors, config)
     info["parameters"] = p
     return score, info

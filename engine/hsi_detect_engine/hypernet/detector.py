@@ -90,8 +90,8 @@ def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva
     return magnitude.astype(np.float32), diff
 
 
-def _load(model_path: str, bands: int, dev):
-    tensors, config = load_model(model_path, METHOD, bands)
+def _load(model_path: str, bands: int, wavelengths, dev):
+    tensors, config = load_model(model_path, METHOD, bands, wavelengths)
     hidden, scaling = int(config["hidden"]), config["scaling"]
     model = build_network(bands, {"hidden": hidden})
     try:
@@ -124,7 +124,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     info = {"device": describe_device(dev), "threshold_transform": p["threshold_transform"]}
 
     if model_path:
-        model, scaling = _load(model_path, bands, dev)
+        model, scaling = _load(model_path, bands, pair.t1.wavelengths, dev)
         info.update({"model": model_path, "hidden": model.hidden, "scaling": scaling})
         progress.log(f"Applying the saved model {model_path} (hidden width {model.hidden}, scaling {scaling}).")
     else:
@@ -163,7 +163,8 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
             h.remove()
 
     if save_model and not model_path:
-        config = {"bands": bands, "hidden": model.hidden, "scaling": scaling, "seed": seed,
+        config = {"bands": bands, "wavelengths": pair.t1.wavelengths, "hidden": model.hidden, "scaling": scaling,
+                  "seed": seed,
                   "params": {k: v for k, v in p.items()}}
         info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config)
     return magnitude, diff, info

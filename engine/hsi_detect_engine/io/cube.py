@@ -60,10 +60,19 @@ class Cube:
     georef: Georef
     band_numbers: list  # 1-based numbers in the source file
     band_names: list = field(default_factory=list)
-    wavelengths: Optional[list] = None
+    wavelengths: Optional[list] = None  # nm when wavelength_units is "nm"
     wavelength_units: str = ""
     source: str = ""
     ground_truth: Optional[np.ndarray] = None  # research files only
+    fwhm: Optional[list] = None  # nm
+    kind: str = ""  # the sensor product read, e.g. "EnMAP L2A"; "" for a plain raster
+
+    def subset(self, indices: list) -> "Cube":
+        """The same cube with only the bands at ``indices`` (0-based positions in this cube)."""
+        pick = lambda values: [values[i] for i in indices] if values else values  # noqa: E731
+        return Cube(self.data[:, :, indices], self.valid, self.georef, pick(self.band_numbers),
+                    pick(self.band_names), pick(self.wavelengths), self.wavelength_units, self.source,
+                    self.ground_truth, pick(self.fwhm), self.kind)
 
     @property
     def shape(self):

@@ -1,8 +1,8 @@
 """Trained-model files: safetensors weights plus a JSON header, never pickles.
 
 One file holds the network weights, the scaling statistics (as tensors) and, in the
-header, the method name, the band count and the hyper-parameters needed to rebuild
-the network. Loading executes nothing from the file.
+header, the method name, the band count, the band wavelengths (when the image had them)
+and the hyper-parameters needed to rebuild the network. Loading executes nothing from the file.
 """
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ def save_model(path: str, method: str, tensors: dict, config: dict) -> str:
     return path
 
 
-def load_model(path: str, method: str, bands: int = None):
+WAVELENGTH_TOLERANCE = 1.0  # nm
+
+
+def load_model(path: str, method: str, bands: int = None, wavelengths=None):
     """Read a model file written by save_model: returns (tensors, config).
 
     Refuses, with a clear message, a file that is not an hsi-detect model, a model of
     another method, a header whose settings are missing, of the wrong type or out of
-    bounds (checked before any network is built from them), and (when ``bands`` is given)
-    a model trained on another band count.
+    bounds (checked before any network is built from them), (when ``bands`` is given) a
+    model trained on another band count, and (when both the model and the image carry
+    wavelengths) a model trained on other wavelengths.
     """
     from safetensors import safe_open
 
@@ -67,4 +71,12 @@ def load_model(path: str, method: str, bands: int = None):
     if bands is not None and config["bands"] != bands:
         raise HsiDetectError(f"{path} was trained on {config.get('bands')} bands, but the image has {bands} "
                              "(after band selection). Use a model trained on the same bands, or train a new one.")
+    trained = config.get("wavelengths")
+    if wavelengths and trained:
+        gaps = [abs(float(a) - float(b)) for a, b in zip(trained, wavelengths)]
+        if len(trained) != len(wavelengths) or max(gaps) > WAVELENGTH_TOLERANCE:
+            where = f"up to {max(gaps):.1f} nm apart" if len(trained) == len(wavelengths) else "of another count"
+            raise HsiDetectError(f"{path} was trained on bands at {float(trained[0]):.1f}-{float(trained[-1]):.1f} nm, "
+                                 f"but the image's bands lie at {wavelengths[0]:.1f}-{wavelengths[-1]:.1f} nm ({where}). "
+                                 "Choose the same wavelengths as for training, or train a new model.")
     return tensors, config

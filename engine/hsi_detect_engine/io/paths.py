@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Iterable
 
 from ..errors import HsiDetectError
 
 def check_input_path(path: str) -> str:
+    """An existing, readable file, or a product folder (EnMAP: one holding a METADATA.XML)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise HsiDetectError(f"Input file not found: {path}. Check the path and try again.")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not (glob.glob(os.path.join(path, "*METADATA.XML"))
+                                    or glob.glob(os.path.join(path, "*", "*METADATA.XML"))):
         raise HsiDetectError(f"Input {path} is a folder, not a raster file. Give the path of an image file.")
     if not os.access(path, os.R_OK):
         raise HsiDetectError(f"Input file {path} cannot be read (permission denied). Check its permissions.")
@@ -26,7 +29,8 @@ def check_output_path(path: str, inputs: Iterable[str] = ()) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise HsiDetectError(f"Output folder {folder} does not exist. Create it or choose another output path.")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not (glob.glob(os.path.join(path, "*METADATA.XML"))
+                                    or glob.glob(os.path.join(path, "*", "*METADATA.XML"))):
         raise HsiDetectError(f"Output {path} is a folder. Give a file name such as {os.path.join(path, 'result.tif')}.")
     real = os.path.realpath(path)
     for inp in inputs:

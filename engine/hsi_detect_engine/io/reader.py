@@ -1,7 +1,9 @@
 """Reading hyperspectral cubes from GDAL rasters (and research files, through research.py).
 
 A pixel is invalid when any selected band holds that band's nodata value or a
-non-finite value (or the raster's own mask says so).
+non-finite value (or the raster's own mask says so); a band that holds no valid pixel
+at all is dropped (and logged) rather than allowed to invalidate every pixel. Sensor
+products (EnMAP, PRISMA, EMIT, ENVI headers) are recognised and read by io.products.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from ..errors import HsiDetectError
 from .bands import select_bands
 from .cube import Cube, Georef
+from .products.wavelengths import to_nanometres
 from .gdal_utils import cache_at_most, gdal as _gdal, short_error as _short
 from .paths import check_input_path
 from .research import RESEARCH_SUFFIXES, read_research_2d, read_research_cube
@@ -58,6 +61,16 @@ class RasterSource:
         self._bands = [ds.GetRasterBand(n) for n in self.band_numbers]
         self.band_names = [b.GetDescription() or f"Band {n}" for b, n in zip(self._bands, self.band_numbers)]
         self.wavelengths, self.wavelength_units = self._read_wavelengths()
+        envi = ds.GetMetadata("ENVI") or {}
+        raw_waves = _envi_list(envi.get("wavelength"), count, self.band_numbers)
+        self.fwhm = to_nanometres(_envi_list(envi.get("fwhm"), count, self.band_numbers),
+                                  envi.get("wavelength_units", ""), raw_waves or [1000.0])
+        bbl = _envi_list(envi.get("bbl"), count, self.band_numbers)
+        self.good_bands = [v != 0 for v in bbl] if bbl else None
+        try:
+            self.scale = float(envi.get("reflectance_scale_factor") or 1.0) or 1.0
+        except ValueError:
+            self.scale = 1.0
 
     @property
     def height(self) -> int:
@@ -73,23 +86,28 @@ class RasterSource:
         return max(1, self._bands[0].GetBlockSize()[1])
 
     def _read_wavelengths(self):
+        """Wavelengths in nm (micrometres converted) and "nm"; (None, units) when the file has none."""
         per_band = [b.GetMetadataItem("wavelength") for b in self._bands]
         units = self._bands[0].GetMetadataItem("wavelength_units") or ""
+        envi = self._ds.GetMetadata("ENVI") or {}
+        units = units or envi.get("wavelength_units", "")
         if all(v not in (None, "") for v in per_band):
             try:
-                return [float(v) for v in per_band], units
+                return to_nanometres([float(v) for v in per_band], units), "nm"
             except ValueError:
                 pass
-        envi = self._ds.GetMetadata("ENVI") or {}
-        text = envi.get("wavelength")
-        if text:
-            values = [float(v) for v in re.findall(r"[-+0-9.eE]+", text)]
-            if len(values) == self._ds.RasterCount:
-                return [values[n - 1] for n in self.band_numbers], envi.get("wavelength_units", units)
-        return None, units
+        values = _envi_list(envi.get("wavelength"), self._ds.RasterCount, self.band_numbers)
+        return (to_nanometres(values, units), "nm") if values else (None, units)
 
     def read(self, row: int = 0, col: int = 0, rows: Optional[int] = None, cols: Optional[int] = None):
         """Read a window: returns (cube (rows, cols, bands) float32, valid (rows, cols) bool)."""
+        cube = self.read_values(row, col, rows, cols)
+        valid = np.isfinite(cube).all(axis=2)
+        cube[~valid] = 0.0
+        return cube, valid
+
+    def read_values(self, row: int = 0, col: int = 0, rows: Optional[int] = None, cols: Optional[int] = None):
+        """Read a window as float32 (rows, cols, bands), scaled, NaN where a value is nodata."""
         rows = self.height - row if rows is None else rows
         cols = self.width - col if cols is None else cols
         if row < 0 or col < 0 or rows <= 0 or cols <= 0 or row + rows > self.height or col + cols > self.width:
@@ -97,7 +115,6 @@ class RasterSource:
         gdal = _gdal()
         nb = len(self._bands)
         cube = np.empty((rows, cols, nb), dtype=np.float32)
-        valid = np.ones((rows, cols), dtype=bool)
         # All bands in one call per strip of rows (reading band by band decodes each block of a
         # pixel-interleaved (BIP) file once per band), straight into the cube's pixel-interleaved
         # layout, converted by GDAL where float32 holds every value of the file's type exactly.
@@ -107,39 +124,40 @@ class RasterSource:
         step = max(1, (64 << 20) // (cols * nb * 12))  # the strip read in the file's type when not exact
         if exact or step >= self.block_height:
             step = max(step, self.block_height) // self.block_height * self.block_height
-        nodata = [b.GetNoDataValue() for b in self._bands]
-        checked = [i for i, v in enumerate(nodata) if v is not None and not np.isnan(v)]  # NaN: caught by isfinite
-        masked = [i for i, v in enumerate(nodata) if v is None and not self._bands[i].GetMaskFlags() & gdal.GMF_ALL_VALID]
+        nodata = np.array([np.nan if v is None else v for v in (b.GetNoDataValue() for b in self._bands)])
+        checked = bool((~np.isnan(nodata)).any())  # a NaN nodata is caught by isfinite
+        masked = [i for i, b in enumerate(self._bands)
+                  if b.GetNoDataValue() is None and not b.GetMaskFlags() & gdal.GMF_ALL_VALID]
         floating = any(gdal.GetDataTypeName(b.DataType).startswith(("Float", "CFloat")) for b in self._bands)
         width, height = self._bands[0].GetBlockSize()
         block = width * height * sum(gdal.GetDataTypeSize(b.DataType) // 8 for b in self._bands)
         with cache_at_most(max(16 << 20, 2 * block)):
-            self._read_strips(cube, valid, row, col, cols, step, exact, nodata, checked, masked, floating)
-        cube[~valid] = 0.0
-        return cube, valid
-
-    def _read_strips(self, cube, valid, row, col, cols, step, exact, nodata, checked, masked, floating):
-        rows = cube.shape[0]
-        for r in range(0, rows, step):
-            n = min(step, rows - r)
-            out = cube[r:r + n]
-            try:
-                if exact:
-                    self._ds.ReadAsArray(col, row + r, cols, n, buf_obj=out, band_list=self.band_numbers,
-                                         interleave="pixel")
-                    raw = out
-                else:
-                    raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers, interleave="pixel")
-                    out[...] = raw
-            except RuntimeError as exc:
-                raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or incomplete.") from None
-            ok = valid[r:r + n]
-            if floating:
-                ok &= np.isfinite(out).all(axis=2)
-            if checked:
-                ok &= ~(raw[:, :, checked] == np.array([nodata[i] for i in checked])).any(axis=2)
-            for i in masked:
-                ok &= self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) > 0
+            for r in range(0, rows, step):
+                n = min(step, rows - r)
+                out = cube[r:r + n]
+                try:
+                    if exact:
+                        self._ds.ReadAsArray(col, row + r, cols, n, buf_obj=out, band_list=self.band_numbers,
+                                             interleave="pixel")
+                        raw = out
+                    else:
+                        raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers,
+                                                   interleave="pixel")
+                        out[...] = raw
+                except RuntimeError as exc:
+                    raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or "
+                                         "incomplete.") from None
+                bad = raw == nodata if checked else None
+                if floating:
+                    bad = ~np.isfinite(out) if bad is None else bad | ~np.isfinite(out)
+                if bad is not None:
+                    np.copyto(out, np.float32(np.nan), where=bad)
+                for i in masked:
+                    np.copyto(out[:, :, i], np.float32(np.nan),
+                              where=self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) == 0)
+        if self.scale != 1.0:
+            cube /= np.float32(self.scale)
+        return cube
 
     def close(self):
         self._bands = []
@@ -152,36 +170,37 @@ class RasterSource:
         self.close()
 
 
+def _envi_list(text: Optional[str], count: int, numbers: Sequence[int]) -> Optional[list]:
+    """The selected bands' values of an ENVI header list such as '{1, 0, 1}', or None."""
+    if not text:
+        return None
+    values = [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
+    return [values[n - 1] for n in numbers] if len(values) == count else None
+
+
 def read_cube(path: str, bands: Optional[Sequence[int]] = None, *, min_bands: int = 3,
-              key: Optional[str] = None, gt_key: Optional[str] = None, require_valid: bool = True) -> Cube:
-    """Read a whole image: any GDAL raster, or a .mat/.npy/.npz research cube."""
+              key: Optional[str] = None, gt_key: Optional[str] = None, require_valid: bool = True,
+              wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False,
+              progress=None) -> Cube:
+    """Read a whole image: a sensor product, any GDAL raster, or a .mat/.npy/.npz research cube.
+
+    ``wavelengths`` are (low, high) nm ranges to keep; ``bad_bands='drop'`` drops the bands the
+    product flags bad and those in the water-vapour windows (io.products.wavelengths).
+    """
+    from .products import open_source, read_source
+
     path = check_input_path(path)
     if path.lower().endswith(RESEARCH_SUFFIXES):
+        if wavelengths:
+            raise HsiDetectError(f"{path} carries no wavelengths, so bands cannot be chosen by wavelength. "
+                                 "Choose them by number instead.")
         cube = read_research_cube(path, bands=bands, min_bands=min_bands, key=key, gt_key=gt_key)
     else:
-        with RasterSource(path, bands, min_bands) as src:
-            data, valid = src.read()
-            cube = Cube(data, valid, src.georef, src.band_numbers, src.band_names, src.wavelengths,
-                        src.wavelength_units, path)
+        log = progress.log if progress is not None else (lambda message: None)
+        cube = read_source(open_source(path, mask_clouds), bands, wavelengths, bad_bands, min_bands, log)
     if require_valid and not cube.valid.any():
         raise no_valid_pixel(path)
     return cube
-
-
-def streamed_source(path: str, bands: Optional[Sequence[int]], limit: int, in_memory_bytes,
-                    min_bands: int = 3) -> Optional[RasterSource]:
-    """An open RasterSource when the image is a GDAL raster whose in-memory processing,
-    ``in_memory_bytes(rows, cols, bands)``, does not fit well inside the memory limit; else None."""
-    from ..streaming.budget import fits
-
-    path = check_input_path(path)
-    if path.lower().endswith(RESEARCH_SUFFIXES):
-        return None
-    src = RasterSource(path, bands, min_bands)
-    if fits(in_memory_bytes(src.height, src.width, len(src.band_numbers)), limit):
-        src.close()
-        return None
-    return src
 
 
 def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tuple:
@@ -216,3 +235,26 @@ def open_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tu
     georef = Georef(ds.RasterYSize, ds.RasterXSize, tuple(ds.GetGeoTransform(can_return_null=True) or ()) or None,
                     ds.GetProjection() or "")
     return ds, b, b.GetNoDataValue(), georef
+
+
+def streamed_source(path: str, bands: Optional[Sequence[int]], limit: int, in_memory_bytes, *,
+                    wavelengths: Optional[list] = None, bad_bands: str = "drop", min_bands: int = 3,
+                    log=None) -> Optional[RasterSource]:
+    """An open RasterSource of the bands read_cube would choose, when the image is a plain GDAL
+    raster (no sensor product) whose in-memory processing, ``in_memory_bytes(rows, cols, bands)``,
+    does not fit well inside the memory limit; else None."""
+    from ..streaming.budget import fits
+    from .products import chosen_bands, open_source
+    from .products.source import GdalSource
+
+    path = check_input_path(path)
+    if path.lower().endswith(RESEARCH_SUFFIXES):
+        return None
+    source = open_source(path)
+    if type(source) is not GdalSource:
+        return None
+    g = source.georef
+    numbers = chosen_bands(source, bands, wavelengths, bad_bands, min_bands, log or (lambda message: None))
+    if fits(in_memory_bytes(g.height, g.width, len(numbers)), limit):
+        return None
+    return RasterSource(source.path, numbers, min_bands)

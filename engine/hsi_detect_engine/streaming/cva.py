@@ -17,12 +17,13 @@ import numpy as np
 from ..errors import HsiDetectError
 from ..io.memory import format_size, window_rows
 from ..io.pairs import PairSources
+from ..io.products.wavelengths import describe, wavelength_metadata
 from ..io.reader import no_valid_pixel
 from ..io.styles import binary_qml, score_qml, write_qml
 from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
 from ..progress import Progress, SubProgress
 from .budget import gdal_cache, window_budget
-from .rx import windows, write_scores
+from .rx import describe_bands, windows, write_scores
 from .scores import ScoreRaster, binarize_raster, threshold_of_raster
 from .statistics import Moments
 
@@ -43,6 +44,36 @@ def _scaling(m: Moments) -> tuple:
     return m.mean.astype(np.float32), scale.astype(np.float32)
 
 
+def _date_moments(pair: PairSources, step: int, progress: Progress) -> tuple:
+    """Each date's per-band mean and deviation over the pixels valid in both, and the count of date 1's
+    own valid pixels. Bands that hold no valid pixel in either date are dropped from both, as
+    read_pair drops them (then the pass is made again without them)."""
+    rows, cols = pair.t1.height, pair.t1.width
+    while True:
+        nb = len(pair.t1.band_numbers)
+        m1, m2 = Moments(nb, full=False), Moments(nb, full=False)
+        seen1, seen2 = np.zeros(nb, dtype=bool), np.zeros(nb, dtype=bool)
+        own = 0
+        for r, n in windows(rows, step, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
+            c1 = pair.t1.read_values(r, 0, n, cols)
+            c2 = pair.t2.read_values(r, 0, n, cols)
+            f1, f2 = np.isfinite(c1), np.isfinite(c2)
+            seen1 |= f1.any(axis=(0, 1))
+            seen2 |= f2.any(axis=(0, 1))
+            v1 = f1.all(axis=2)
+            own += int(v1.sum())
+            valid = v1 & f2.all(axis=2)
+            m1.add(c1[valid])
+            m2.add(c2[valid])
+        both = seen1 & seen2
+        if both.all() or not seen1.any():
+            return m1, m2, own
+        empty = np.flatnonzero(~both).tolist()
+        progress.log(f"Dropped {describe(pair.t1.band_numbers, pair.t1.wavelengths, empty)}: nodata everywhere in "
+                     "one date or both.")
+        pair.keep(np.flatnonzero(both).tolist())
+
+
 def stream_cva(pair: PairSources, txn, limit: int, *, anomalous: bool, binary: bool, threshold: str,
                threshold_value: Optional[float], top_fraction: Optional[float], metadata: dict,
                progress: Progress) -> dict:
@@ -58,18 +89,16 @@ def stream_cva(pair: PairSources, txn, limit: int, *, anomalous: bool, binary: b
     info = {"streamed": True, "window_rows": step}
     georef = src.georef
     with gdal_cache(limit):
-        m1, m2 = Moments(nb, full=False), Moments(nb, full=False)
-        own = 0
-        for r, n in windows(rows, step, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
-            c1, c2, v1, valid = pair.read(r, n)
-            own += int(v1.sum())
-            m1.add(c1[valid])
-            m2.add(c2[valid])
+        m1, m2, own = _date_moments(pair, step, progress)
+        nb = len(pair.t1.band_numbers)
         if own == 0:
             raise no_valid_pixel(src.path)
         if m1.n == 0:
             raise HsiDetectError("No pixel is valid in both dates: they do not overlap, or nodata covers one of them.")
         info["valid_pixels"] = m1.n
+        info["bands"] = nb
+        progress.log(describe_bands(pair.t1))
+        metadata = {**metadata, **wavelength_metadata(pair.t1)}
         (o1, s1), (o2, s2) = _scaling(m1), _scaling(m2)
 
         def difference(r, n):

@@ -9,12 +9,14 @@ from passes over the score raster (scores.py).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Callable, Optional
 
 import numpy as np
 
 from ..classical import mahalanobis, safe_inverse
 from ..io.memory import format_size, window_rows
+from ..io.products.wavelengths import band_summary, describe, wavelength_metadata
 from ..io.reader import RasterSource, no_valid_pixel
 from ..io.styles import binary_qml, score_qml, write_qml
 from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
@@ -42,13 +44,30 @@ def windows(height: int, step: int, progress: Progress, message: str):
     progress.update("detecting", 1.0, message)
 
 
-def moments(read: Read, height: int, step: int, bands: int, progress: Progress, message: str) -> Moments:
-    """Count, mean and covariance of the valid pixels of every window."""
-    m = Moments(bands)
-    for r, n in windows(height, step, progress, message):
-        cube, valid = read(r, n)
-        m.add(cube[valid])
-    return m
+def source_moments(src: RasterSource, step: int, progress: Progress, message: str) -> tuple:
+    """(source, count, mean and covariance of its valid pixels). Bands that hold no valid pixel
+    are dropped, as read_cube drops them (then the pass is made again without them)."""
+    while True:
+        m = Moments(len(src.band_numbers))
+        seen = np.zeros(len(src.band_numbers), dtype=bool)
+        for r, n in windows(src.height, step, progress, message):
+            values = src.read_values(r, 0, n, src.width)
+            finite = np.isfinite(values)
+            seen |= finite.any(axis=(0, 1))
+            m.add(values[finite.all(axis=2)])
+        if seen.all() or not seen.any():
+            return src, m
+        empty = np.flatnonzero(~seen).tolist()
+        progress.log(f"Dropped {describe(src.band_numbers, src.wavelengths, empty)}: nodata everywhere.")
+        keep = [b for b, ok in zip(src.band_numbers, seen) if ok]
+        src.close()
+        src = RasterSource(src.path, keep)
+
+
+def describe_bands(src: RasterSource) -> str:
+    """The run log's line on the bands used (products.wavelengths.band_summary)."""
+    return band_summary(SimpleNamespace(shape=(src.height, src.width, len(src.band_numbers)),
+                                        wavelengths=src.wavelengths, kind=""))
 
 
 def write_scores(read: Read, height: int, step: int, stats: Moments, writer: RasterWriter, progress: Progress,
@@ -91,34 +110,47 @@ def stream_rx_anomaly(src: RasterSource, txn, limit: int, *, binary: bool, thres
     step = window_rows(cols * (WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL), budget, rows, src.block_height)
     progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
                  f"streaming RX in windows of {step} rows.")
+    info = {"streamed": True, "window_rows": step}
+    with gdal_cache(limit):
+        src, stats = source_moments(src, step, SubProgress(progress, 0.0, 0.4), "RX statistics")
+        try:
+            return _rx_passes(src, stats, step, budget, txn, info, binary, threshold, threshold_value, top_fraction,
+                              metadata, progress)
+        finally:
+            src.close()
+
+
+def _rx_passes(src, stats, step, budget, txn, info, binary, threshold, threshold_value, top_fraction, metadata,
+               progress) -> dict:
+    rows, cols = src.height, src.width
 
     def read(r, n):
         return src.read(r, 0, n, cols)
 
-    info = {"streamed": True, "window_rows": step}
-    with gdal_cache(limit):
-        stats = moments(read, rows, step, nb, SubProgress(progress, 0.0, 0.4), "RX statistics")
-        if stats.n == 0:
-            raise no_valid_pixel(src.path)
-        info["valid_pixels"] = stats.n
-        raw_path = txn.scratch("score", "raw.tif")
-        with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
-            lo, hi = write_scores(read, rows, step, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
-        progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
-        raw = ScoreRaster(raw_path, budget, progress)
-        with RasterWriter(txn.path("score"), src.georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
-                          metadata=metadata) as w:
-            smin, smax = normalise(raw, lo, hi, w)
-        raw.close()
-        write_qml(txn.path("score"), score_qml(smin, smax, "anomaly score"), txn.path("score", "qml"))
-        if binary:
-            progress.update("writing", 0.4, "thresholding", force=True)
-            score = ScoreRaster(txn.path("score"), budget, progress)
-            t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget)
-            with RasterWriter(txn.path("binary"), src.georef, dtype="uint8", nodata=CLASS_NODATA,
-                              band_names=["anomaly"], metadata=metadata) as w:
-                info["detected_pixels"] = binarize_raster(score, w, t)
-            score.close()
-            write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
-            info["threshold"] = t
+    if stats.n == 0:
+        raise no_valid_pixel(src.path)
+    progress.log(describe_bands(src))
+    metadata = {**metadata, **wavelength_metadata(src)}
+    info["bands"] = len(src.band_numbers)
+    info["valid_pixels"] = stats.n
+    raw_path = txn.scratch("score", "raw.tif")
+    with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
+        lo, hi = write_scores(read, rows, step, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
+    progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
+    raw = ScoreRaster(raw_path, budget, progress)
+    with RasterWriter(txn.path("score"), src.georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
+                      metadata=metadata) as w:
+        smin, smax = normalise(raw, lo, hi, w)
+    raw.close()
+    write_qml(txn.path("score"), score_qml(smin, smax, "anomaly score"), txn.path("score", "qml"))
+    if binary:
+        progress.update("writing", 0.4, "thresholding", force=True)
+        score = ScoreRaster(txn.path("score"), budget, progress)
+        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget)
+        with RasterWriter(txn.path("binary"), src.georef, dtype="uint8", nodata=CLASS_NODATA,
+                          band_names=["anomaly"], metadata=metadata) as w:
+            info["detected_pixels"] = binarize_raster(score, w, t)
+        score.close()
+        write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
+        info["threshold"] = t
     return info
