@@ -14,7 +14,7 @@ from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.anomaly import run_anomaly
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
-from hsi_detect_engine.io.memory import default_memory_limit, memory_limit, parse_memory_size
+from hsi_detect_engine.io.memory import default_memory_limit, memory_limit, parse_memory_size, plan_windows
 from hsi_detect_engine.progress import Progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +55,23 @@ def test_memory_sizes_parse_and_nonsense_is_refused():
                           "--method", "rx", "--memory-limit", "lots"], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "engine")))
     assert cli.returncode == 2 and "is not a size" in cli.stderr and "Traceback" not in cli.stderr
+
+
+@pytest.mark.parametrize("height, width, budget, block", [
+    (1000, 1000, 64 << 20, (256, 256)),  # whole block rows fit: strips of 256 rows
+    (1000, 1000, 4 << 20, (256, 256)),  # they do not: windows down one block column at a time
+    (80, 100, 1 << 20, (256, 256)),  # one block larger than the image
+    (300, 70, 3 << 20, (70, 1)),  # a striped file
+])
+def test_windows_cover_the_image_once_within_the_budget(height, width, budget, block):
+    per_pixel = 1000.0
+    cover = np.zeros((height, width), dtype=int)
+    plan = plan_windows(height, width, per_pixel, budget, block)
+    for r, c, h, w in plan:
+        cover[r:r + h, c:c + w] += 1
+        assert h * w * per_pixel <= budget or h == 1
+        assert c % block[0] == 0 and (w == width or w <= block[0])  # no window straddles two block columns
+    assert (cover == 1).all()
 
 
 @pytest.mark.parametrize("scene, limit, thresholds", [

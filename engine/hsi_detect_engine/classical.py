@@ -45,7 +45,7 @@ def rx_scores(cube: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
     """
     if not valid.any():
         raise HsiDetectError("RX needs at least one valid pixel.")
-    pixels = cube[valid]
+    pixels = cube.reshape(-1, cube.shape[-1]) if valid.all() else cube[valid]  # no copy when all are valid
     mean, cov = _mean_cov(pixels)
     score = np.zeros(valid.shape)
     score[valid] = mahalanobis(pixels, mean, safe_inverse(cov), progress)

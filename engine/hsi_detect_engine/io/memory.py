@@ -1,4 +1,4 @@
-"""The run's memory limit: parsing ``--memory-limit``, its default, and sizing windows of rows by it.
+"""The run's memory limit: parsing ``--memory-limit``, its default, and sizing windows by it.
 
 A scene whose in-memory processing fits well inside the limit is processed whole, as
 before; a larger one is streamed window by window (streaming/), each window sized so
@@ -54,6 +54,24 @@ def window_rows(bytes_per_row: float, budget: float, height: int, block_height: 
     if block_height > 1 and rows >= block_height:
         rows = rows // block_height * block_height
     return rows
+
+
+def plan_windows(height: int, width: int, bytes_per_pixel: float, budget: float, block: tuple = (1, 1)) -> list:
+    """Windows (row, col, rows, cols) covering the image, each taking at most ``budget`` bytes (at
+    least one row of one block column), in an order that reads each block of the file once: strips
+    of whole block rows when the budget holds one; else windows down one block column at a time,
+    whose block then stays in GDAL's cache. ``block``: the file's (block width, block height)."""
+    bw, bh = min(max(1, block[0]), width), max(1, block[1])
+    rows = window_rows(width * bytes_per_pixel, budget, height, bh)
+    if rows >= min(bh, height):
+        return [(r, 0, min(rows, height - r), width) for r in range(0, height, rows)]
+    step = max(1, min(bh, int(budget // max(bw * bytes_per_pixel, 1.0))))
+    out = []
+    for top in range(0, height, bh):
+        bottom = min(top + bh, height)
+        for c in range(0, width, bw):
+            out += [(r, c, min(step, bottom - r), min(bw, width - c)) for r in range(top, bottom, step)]
+    return out
 
 
 def format_size(size: int) -> str:

@@ -136,10 +136,10 @@ class PairSources:
     def __init__(self, t1: RasterSource, t2: RasterSource, resampled: bool = False, vrt: Optional[str] = None):
         self.t1, self.t2, self.resampled, self._vrt = t1, t2, resampled, vrt
 
-    def read(self, row: int, rows: int) -> tuple:
+    def read(self, row: int, col: int, rows: int, cols: int) -> tuple:
         """(date 1 (rows, cols, bands) float32, date 2, date 1 valid, valid in both (rows, cols))."""
-        c1, v1 = self.t1.read(row, 0, rows, self.t1.width)
-        c2, v2 = self.t2.read(row, 0, rows, self.t1.width)
+        c1, v1 = self.t1.read(row, col, rows, cols)
+        c2, v2 = self.t2.read(row, col, rows, cols)
         return c1, c2, v1, v1 & v2
 
     def keep(self, positions: list):
@@ -213,20 +213,19 @@ def streamed_pair(t1_path: str, t2_path: str, bands, grid: str, limit: int, in_m
 def _warped_source(t1: RasterSource, t2: RasterSource, path: str, limit: int, progress: Progress) -> PairSources:
     """Date 2 as read_pair resamples it, read window by window through a warped VRT."""
     from ..streaming.budget import gdal_cache, window_budget
-    from .memory import window_rows
+    from .memory import plan_windows
     from .writer import RasterWriter
 
     gdal = _gdal()
     g = t1.georef
     nb = len(t2.band_numbers)
-    step = window_rows(t2.width * nb * 12, window_budget(limit), t2.height, t2.block_height)
-    with gdal_cache(limit), RasterWriter(path, t2.georef, bands=nb, nodata=float("nan")) as w:
-        for r in range(0, t2.height, step):
-            progress.update("reading", r / t2.height, "writing date 2 for resampling")
-            n = min(step, t2.height - r)
-            data, valid = t2.read(r, 0, n, t2.width)
+    plan = plan_windows(t2.height, t2.width, nb * 12, window_budget(limit, t2.block_bytes), t2.block_size)
+    with gdal_cache(limit, t2.block_bytes), RasterWriter(path, t2.georef, bands=nb, nodata=float("nan")) as w:
+        for i, window in enumerate(plan):
+            progress.update("reading", i / len(plan), "writing date 2 for resampling")
+            data, valid = t2.read(*window)
             data[~valid] = np.nan
-            w.write(data, r, 0)
+            w.write(data, window[0], window[1])
     gt = g.geotransform or (0, 1, 0, 0, 0, -1)
     bounds = (gt[0], gt[3] + gt[5] * g.height, gt[0] + gt[1] * g.width, gt[3])
     vrt = f"/vsimem/hsi_detect_{uuid.uuid4().hex}.vrt"

@@ -85,6 +85,18 @@ class RasterSource:
         """Rows of the file's blocks (tiles or strips): windows of a multiple of it decode each block once."""
         return max(1, self._bands[0].GetBlockSize()[1])
 
+    @property
+    def block_size(self) -> tuple:
+        """(width, height) of the file's blocks."""
+        return tuple(self._bands[0].GetBlockSize())
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes of one block of every selected band, as GDAL's cache holds them."""
+        width, height = self.block_size
+        gdal = _gdal()
+        return width * height * sum(gdal.GetDataTypeSize(b.DataType) // 8 for b in self._bands)
+
     def _read_wavelengths(self):
         """Wavelengths in nm (micrometres converted) and "nm"; (None, units) when the file has none."""
         per_band = [b.GetMetadataItem("wavelength") for b in self._bands]
@@ -129,9 +141,7 @@ class RasterSource:
         masked = [i for i, b in enumerate(self._bands)
                   if b.GetNoDataValue() is None and not b.GetMaskFlags() & gdal.GMF_ALL_VALID]
         floating = any(gdal.GetDataTypeName(b.DataType).startswith(("Float", "CFloat")) for b in self._bands)
-        width, height = self._bands[0].GetBlockSize()
-        block = width * height * sum(gdal.GetDataTypeSize(b.DataType) // 8 for b in self._bands)
-        with cache_at_most(max(16 << 20, 2 * block)):
+        with cache_at_most(max(16 << 20, 2 * self.block_bytes)):
             for r in range(0, rows, step):
                 n = min(step, rows - r)
                 out = cube[r:r + n]

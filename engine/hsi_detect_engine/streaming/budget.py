@@ -13,17 +13,19 @@ def fits(bytes_needed: float, limit: int) -> bool:
     return bytes_needed <= FIT_SHARE * limit
 
 
-def cache_bytes(limit: int) -> int:
-    return max(MIN_CACHE, int(limit * CACHE_SHARE))
+def cache_bytes(limit: int, block_bytes: int = 0) -> int:
+    """GDAL's cache: its share of the limit, more (up to twice the share) to hold one block of the input."""
+    share = int(limit * CACHE_SHARE)
+    return max(MIN_CACHE, share, min(int(1.25 * block_bytes), 2 * share))
 
 
-def window_budget(limit: int) -> int:
+def window_budget(limit: int, block_bytes: int = 0) -> int:
     """Bytes the working copies of one window may take."""
-    return max(1 << 20, int(limit * WINDOW_SHARE) - cache_bytes(limit))
+    return max(1 << 20, int(limit * WINDOW_SHARE) - cache_bytes(limit, block_bytes))
 
 
-def gdal_cache(limit: int):
+def gdal_cache(limit: int, block_bytes: int = 0):
     """GDAL's block cache held to its share of the limit while a streamed run reads and writes."""
     from ..io.gdal_utils import cache_at_most
 
-    return cache_at_most(cache_bytes(limit))
+    return cache_at_most(cache_bytes(limit, block_bytes))

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import HsiDetectError
-from ..io.memory import format_size, window_rows
+from ..io.memory import format_size, plan_windows
 from ..io.pairs import PairSources
 from ..io.products.wavelengths import describe, wavelength_metadata
 from ..io.reader import no_valid_pixel
@@ -44,19 +44,18 @@ def _scaling(m: Moments) -> tuple:
     return m.mean.astype(np.float32), scale.astype(np.float32)
 
 
-def _date_moments(pair: PairSources, step: int, progress: Progress) -> tuple:
+def _date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
     """Each date's per-band mean and deviation over the pixels valid in both, and the count of date 1's
     own valid pixels. Bands that hold no valid pixel in either date are dropped from both, as
     read_pair drops them (then the pass is made again without them)."""
-    rows, cols = pair.t1.height, pair.t1.width
     while True:
         nb = len(pair.t1.band_numbers)
         m1, m2 = Moments(nb, full=False), Moments(nb, full=False)
         seen1, seen2 = np.zeros(nb, dtype=bool), np.zeros(nb, dtype=bool)
         own = 0
-        for r, n in windows(rows, step, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
-            c1 = pair.t1.read_values(r, 0, n, cols)
-            c2 = pair.t2.read_values(r, 0, n, cols)
+        for window in windows(plan, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
+            c1 = pair.t1.read_values(*window)
+            c2 = pair.t2.read_values(*window)
             f1, f2 = np.isfinite(c1), np.isfinite(c2)
             seen1 |= f1.any(axis=(0, 1))
             seen2 |= f2.any(axis=(0, 1))
@@ -81,15 +80,15 @@ def stream_cva(pair: PairSources, txn, limit: int, *, anomalous: bool, binary: b
     and 'binary' outputs."""
     src = pair.t1
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
-    budget = window_budget(limit)
-    step = window_rows(cols * (WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL), budget, rows,
-                       max(src.block_height, pair.t2.block_height))
+    block_bytes = max(src.block_bytes, pair.t2.block_bytes)
+    budget = window_budget(limit, 2 * block_bytes)
+    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
     progress.log(f"{rows} x {cols} pixels x {nb} bands in two dates exceed the memory limit of {format_size(limit)} "
-                 f"in memory: streaming CVA in windows of {step} rows.")
-    info = {"streamed": True, "window_rows": step}
+                 f"in memory: streaming CVA in {len(plan)} windows.")
+    info = {"streamed": True, "windows": len(plan)}
     georef = src.georef
-    with gdal_cache(limit):
-        m1, m2, own = _date_moments(pair, step, progress)
+    with gdal_cache(limit, 2 * block_bytes):
+        m1, m2, own = _date_moments(pair, plan, progress)
         nb = len(pair.t1.band_numbers)
         if own == 0:
             raise no_valid_pixel(src.path)
@@ -101,8 +100,8 @@ def stream_cva(pair: PairSources, txn, limit: int, *, anomalous: bool, binary: b
         metadata = {**metadata, **wavelength_metadata(pair.t1)}
         (o1, s1), (o2, s2) = _scaling(m1), _scaling(m2)
 
-        def difference(r, n):
-            c1, c2, _, valid = pair.read(r, n)
+        def difference(*window):
+            c1, c2, _, valid = pair.read(*window)
             d = (c2 - o2) / s2 - (c1 - o1) / s1
             d[~valid] = 0.0
             return d, valid
@@ -112,28 +111,28 @@ def stream_cva(pair: PairSources, txn, limit: int, *, anomalous: bool, binary: b
         lo, hi = math.inf, -math.inf
         with RasterWriter(txn.path("change"), georef, nodata=SCORE_NODATA, band_names=["change magnitude"],
                           metadata=metadata) as w, _optional_writer(scratch, georef) as w64:
-            for r, n in windows(rows, step, SubProgress(progress, 0.3, 0.4 if anomalous else 0.7), "change magnitude"):
-                d, valid = difference(r, n)
+            for window in windows(plan, SubProgress(progress, 0.3, 0.4 if anomalous else 0.7), "change magnitude"):
+                d, valid = difference(*window)
                 mag = np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
                 if valid.any():
                     lo, hi = min(lo, float(mag[valid].min())), max(hi, float(mag[valid].max()))
                 block = mag.astype(np.float32)
                 block[~valid] = SCORE_NODATA
-                w.write(block, r, 0)
+                w.write(block, window[0], window[1])
                 if w64 is not None:
                     mag[~valid] = np.nan
-                    w64.write(mag, r, 0)
+                    w64.write(mag, window[0], window[1])
                 if acd is not None:
                     acd.add(np.abs(d[valid]))
         write_qml(txn.path("change"), score_qml(lo, hi, "change magnitude"), txn.path("change", "qml"))
         if anomalous:
-            def absolute(r, n):
-                d, valid = difference(r, n)
+            def absolute(*window):
+                d, valid = difference(*window)
                 return np.abs(d, out=d), valid
 
             with RasterWriter(txn.path("anomalous_change"), georef, nodata=SCORE_NODATA,
                               band_names=["anomalous change"], metadata=metadata) as w:
-                alo, ahi = write_scores(absolute, rows, step, acd, w, SubProgress(progress, 0.7, 0.3),
+                alo, ahi = write_scores(absolute, plan, acd, w, SubProgress(progress, 0.7, 0.3),
                                         "anomalous change")
             write_qml(txn.path("anomalous_change"), score_qml(alo, ahi, "anomalous change"),
                       txn.path("anomalous_change", "qml"))

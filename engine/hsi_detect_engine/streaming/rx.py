@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..classical import mahalanobis, safe_inverse
-from ..io.memory import format_size, window_rows
+from ..io.memory import format_size, plan_windows
 from ..io.products.wavelengths import band_summary, describe, wavelength_metadata
 from ..io.reader import RasterSource, no_valid_pixel
 from ..io.styles import binary_qml, score_qml, write_qml
@@ -30,28 +30,29 @@ IN_MEMORY_PER_PIXEL = 40  # its masks, float64 scores and float32 normalised sco
 WINDOW_PER_BAND = 32  # a window: the read, the float32 cube, its valid pixels, their float64 centred copy and product
 WINDOW_PER_PIXEL = 64
 
-Read = Callable[[int, int], tuple]  # (row, rows) -> (cube (rows, cols, bands) float32, valid (rows, cols))
+Read = Callable[..., tuple]  # (row, col, rows, cols) -> (cube (rows, cols, bands) float32, valid (rows, cols))
 
 
 def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
     return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
 
 
-def windows(height: int, step: int, progress: Progress, message: str):
-    for r in range(0, height, step):
-        progress.update("detecting", r / height, message)
-        yield r, min(step, height - r)
+def windows(plan: list, progress: Progress, message: str):
+    """The planned windows (row, col, rows, cols), reporting progress (and honouring a cancel) at each."""
+    for i, window in enumerate(plan):
+        progress.update("detecting", i / len(plan), message)
+        yield window
     progress.update("detecting", 1.0, message)
 
 
-def source_moments(src: RasterSource, step: int, progress: Progress, message: str) -> tuple:
+def source_moments(src: RasterSource, plan: list, progress: Progress, message: str) -> tuple:
     """(source, count, mean and covariance of its valid pixels). Bands that hold no valid pixel
     are dropped, as read_cube drops them (then the pass is made again without them)."""
     while True:
         m = Moments(len(src.band_numbers))
         seen = np.zeros(len(src.band_numbers), dtype=bool)
-        for r, n in windows(src.height, step, progress, message):
-            values = src.read_values(r, 0, n, src.width)
+        for window in windows(plan, progress, message):
+            values = src.read_values(*window)
             finite = np.isfinite(values)
             seen |= finite.any(axis=(0, 1))
             m.add(values[finite.all(axis=2)])
@@ -70,19 +71,19 @@ def describe_bands(src: RasterSource) -> str:
                                         wavelengths=src.wavelengths, kind=""))
 
 
-def write_scores(read: Read, height: int, step: int, stats: Moments, writer: RasterWriter, progress: Progress,
+def write_scores(read: Read, plan: list, stats: Moments, writer: RasterWriter, progress: Progress,
                  message: str) -> tuple:
     """Write each window's RX scores (invalid pixels: the writer's nodata); returns their (min, max)."""
     inv = safe_inverse(stats.covariance())
     lo, hi = math.inf, -math.inf
-    for r, n in windows(height, step, progress, message):
-        cube, valid = read(r, n)
+    for window in windows(plan, progress, message):
+        cube, valid = read(*window)
         block = np.full(valid.shape, writer.nodata, dtype=writer.dtype)
         if valid.any():
             scores = mahalanobis(cube[valid], stats.mean, inv)
             block[valid] = scores
             lo, hi = min(lo, float(scores.min())), max(hi, float(scores.max()))
-        writer.write(block, r, 0)
+        writer.write(block, window[0], window[1])
     return lo, hi
 
 
@@ -106,27 +107,22 @@ def stream_rx_anomaly(src: RasterSource, txn, limit: int, *, binary: bool, thres
                       progress: Progress) -> dict:
     """RX of the scene read window by window into the transaction's 'score' (and 'binary') outputs."""
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
-    budget = window_budget(limit)
-    step = window_rows(cols * (WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL), budget, rows, src.block_height)
+    budget = window_budget(limit, src.block_bytes)
+    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
     progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
-                 f"streaming RX in windows of {step} rows.")
-    info = {"streamed": True, "window_rows": step}
-    with gdal_cache(limit):
-        src, stats = source_moments(src, step, SubProgress(progress, 0.0, 0.4), "RX statistics")
+                 f"streaming RX in {len(plan)} windows.")
+    info = {"streamed": True, "windows": len(plan)}
+    with gdal_cache(limit, src.block_bytes):
+        src, stats = source_moments(src, plan, SubProgress(progress, 0.0, 0.4), "RX statistics")
         try:
-            return _rx_passes(src, stats, step, budget, txn, info, binary, threshold, threshold_value, top_fraction,
+            return _rx_passes(src, stats, plan, budget, txn, info, binary, threshold, threshold_value, top_fraction,
                               metadata, progress)
         finally:
             src.close()
 
 
-def _rx_passes(src, stats, step, budget, txn, info, binary, threshold, threshold_value, top_fraction, metadata,
+def _rx_passes(src, stats, plan, budget, txn, info, binary, threshold, threshold_value, top_fraction, metadata,
                progress) -> dict:
-    rows, cols = src.height, src.width
-
-    def read(r, n):
-        return src.read(r, 0, n, cols)
-
     if stats.n == 0:
         raise no_valid_pixel(src.path)
     progress.log(describe_bands(src))
@@ -135,7 +131,7 @@ def _rx_passes(src, stats, step, budget, txn, info, binary, threshold, threshold
     info["valid_pixels"] = stats.n
     raw_path = txn.scratch("score", "raw.tif")
     with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
-        lo, hi = write_scores(read, rows, step, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
+        lo, hi = write_scores(src.read, plan, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
     progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
     raw = ScoreRaster(raw_path, budget, progress)
     with RasterWriter(txn.path("score"), src.georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
