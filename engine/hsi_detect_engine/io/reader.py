@@ -17,7 +17,7 @@ from ..errors import HsiDetectError
 from .bands import select_bands
 from .cube import Cube, Georef
 from .products.wavelengths import to_nanometres
-from .gdal_utils import cache_at_most, gdal as _gdal, short_error as _short
+from .gdal_utils import gdal as _gdal, short_error as _short
 from .paths import check_input_path
 from .research import RESEARCH_SUFFIXES, read_research_2d, read_research_cube
 
@@ -92,7 +92,9 @@ class RasterSource:
 
     @property
     def block_bytes(self) -> int:
-        """Bytes of one block of every selected band, as GDAL's cache holds them."""
+        """Bytes of one block of every selected band, as GDAL's cache holds them. Reading whole block
+        rows, the cache need hold no more than about one block: a whole-image read holds it to two
+        (GDAL's default, 5% of the machine's memory, would keep up to that much of the file)."""
         width, height = self.block_size
         gdal = _gdal()
         return width * height * sum(gdal.GetDataTypeSize(b.DataType) // 8 for b in self._bands)
@@ -141,30 +143,29 @@ class RasterSource:
         masked = [i for i, b in enumerate(self._bands)
                   if b.GetNoDataValue() is None and not b.GetMaskFlags() & gdal.GMF_ALL_VALID]
         floating = any(gdal.GetDataTypeName(b.DataType).startswith(("Float", "CFloat")) for b in self._bands)
-        with cache_at_most(max(16 << 20, 2 * self.block_bytes)):
-            for r in range(0, rows, step):
-                n = min(step, rows - r)
-                out = cube[r:r + n]
-                try:
-                    if exact:
-                        self._ds.ReadAsArray(col, row + r, cols, n, buf_obj=out, band_list=self.band_numbers,
-                                             interleave="pixel")
-                        raw = out
-                    else:
-                        raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers,
-                                                   interleave="pixel")
-                        out[...] = raw
-                except RuntimeError as exc:
-                    raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or "
-                                         "incomplete.") from None
-                bad = raw == nodata if checked else None
-                if floating:
-                    bad = ~np.isfinite(out) if bad is None else bad | ~np.isfinite(out)
-                if bad is not None:
-                    np.copyto(out, np.float32(np.nan), where=bad)
-                for i in masked:
-                    np.copyto(out[:, :, i], np.float32(np.nan),
-                              where=self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) == 0)
+        for r in range(0, rows, step):
+            n = min(step, rows - r)
+            out = cube[r:r + n]
+            try:
+                if exact:
+                    self._ds.ReadAsArray(col, row + r, cols, n, buf_obj=out, band_list=self.band_numbers,
+                                         interleave="pixel")
+                    raw = out
+                else:
+                    raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers,
+                                               interleave="pixel")
+                    out[...] = raw
+            except RuntimeError as exc:
+                raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or "
+                                     "incomplete.") from None
+            bad = raw == nodata if checked else None
+            if floating:
+                bad = ~np.isfinite(out) if bad is None else bad | ~np.isfinite(out)
+            if bad is not None:
+                np.copyto(out, np.float32(np.nan), where=bad)
+            for i in masked:
+                np.copyto(out[:, :, i], np.float32(np.nan),
+                          where=self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) == 0)
         if self.scale != 1.0:
             cube /= np.float32(self.scale)
         return cube
