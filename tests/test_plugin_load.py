@@ -24,8 +24,10 @@ PARAMETERS = {
     "hypernet": {"INPUT_T1", "INPUT_T2", "BANDS", "OUTPUT", "OUTPUT_ANOMALOUS", "OUTPUT_BINARY",
                  "TRAINING_MASK"} | NETWORK_RUN,
     "cva": {"INPUT_T1", "INPUT_T2", "BANDS", "OUTPUT", "OUTPUT_ANOMALOUS", "OUTPUT_BINARY"},
-    "accuracy": {"INPUT", "GROUND_TRUTH", "UNLABELLED_VALUE", "OUTPUT_REPORT"},
+    "accuracy": {"INPUT", "GROUND_TRUTH", "UNLABELLED_VALUE", "OUTPUT_REPORT", "MEMORY_LIMIT"},
 }
+for _names in PARAMETERS.values():
+    _names.add("MEMORY_LIMIT")
 HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 
 

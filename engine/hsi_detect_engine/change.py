@@ -93,7 +93,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
 
             magnitude, diff, info = hypernet_detect(pair, params, training_mask=mask, device=device, seed=seed,
                                                     model_path=model, save_model=txn.path("model") if save_model else None,
-                                                    progress=progress)
+                                                    progress=progress, memory_limit=limit)
             info.pop("saved_model", None)
             summary.update(info)
         progress.update("writing", 0.0, f"writing {output}", force=True)
