@@ -11,6 +11,8 @@ import os
 from qgis.core import (QgsProcessingException, QgsProcessingUtils, QgsProviderRegistry, QgsRasterFileWriter,
                        QgsRasterPipe)
 
+from .qgis_compat import RASTER_WRITE_SUCCESS
+
 
 def plain_file(layer) -> str:
     """The layer's file path when GDAL in another process can open it as it is, else ''."""
@@ -42,7 +44,7 @@ def raster_file(layer, label: str, context, feedback) -> str:
     writer.setCreateOptions(["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"])
     error = writer.writeRaster(pipe, provider.xSize(), provider.ySize(), provider.extent(), provider.crs(),
                                context.transformContext())
-    if error != QgsRasterFileWriter.NoError:
+    if error != RASTER_WRITE_SUCCESS:
         raise QgsProcessingException(
             f"Could not export the layer '{layer.name()}' ({label}) to a temporary GeoTIFF (error {error}). "
             "Save it as a GeoTIFF yourself and use that file.")

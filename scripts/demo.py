@@ -19,7 +19,16 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data", "demo")
 OUT = os.path.join(ROOT, "build", "demo")
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+
+
+def find_qgis_process() -> str:
+    """$QGIS_PROCESS, else Debian's qgis_process.bin (its qgis_process wrapper is broken on Debian 12),
+    else qgis_process on PATH."""
+    return (os.environ.get("QGIS_PROCESS") or shutil.which("qgis_process.bin")
+            or shutil.which("qgis_process") or "/usr/bin/qgis_process.bin")
+
+
+QGIS_PROCESS = find_qgis_process()
 
 
 class QgisProcess:

@@ -2,6 +2,7 @@
 # QGIS plugin fixtures (tests/test_plugin_*.py). Engine tests need none of these.
 # ---------------------------------------------------------------------------------------------
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,16 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+
+
+def find_qgis_process() -> str:
+    """$QGIS_PROCESS, else Debian's qgis_process.bin (its qgis_process wrapper is broken on Debian 12),
+    else qgis_process on PATH."""
+    return (os.environ.get("QGIS_PROCESS") or shutil.which("qgis_process.bin")
+            or shutil.which("qgis_process") or "/usr/bin/qgis_process.bin")
+
+
+QGIS_PROCESS = find_qgis_process()
 
 if REPO not in sys.path:
     sys.path.insert(0, REPO)  # the plugin package, as QGIS_PLUGINPATH=REPO would find it

@@ -3,6 +3,7 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
+from ..qgis_compat import NUMBER_DOUBLE
 from .base import EngineAlgorithm
 from .method_parameters import declaration
 
@@ -37,7 +38,7 @@ Reference: T. Fawcett, "An introduction to ROC analysis", Pattern Recognition Le
         self.add(QgsProcessingParameterRasterLayer("GROUND_TRUTH", "Ground truth"),
                  "Reference map on the same grid: 1 = changed or anomalous, other values = background.")
         self.add(QgsProcessingParameterNumber("UNLABELLED_VALUE", "Ground-truth value meaning 'not labelled'",
-                                              QgsProcessingParameterNumber.Double, optional=True),
+                                              NUMBER_DOUBLE, optional=True),
                  "Pixels with this ground-truth value are left out of every figure (for instance 0 where 1 is "
                  "changed and 2 unchanged). Default: the ground truth's nodata value, if it has one.")
         self.add(QgsProcessingParameterFileDestination("OUTPUT_REPORT", "Accuracy report", "HTML files (*.html)"),

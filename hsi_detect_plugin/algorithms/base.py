@@ -13,6 +13,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
 from ..engine_runner import Engine
 from ..input_files import raster_file
 from ..output_styles import style_on_load
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
 from .method_parameters import arguments, definition
 
 MODEL_FILTER = "hsi-detect model (*.safetensors)"
@@ -78,7 +79,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False):
         parameter.setHelp(help_text)
         if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            with_flag(parameter, PARAMETER_ADVANCED)
         self.addParameter(parameter)
 
     def add_bands(self):
@@ -142,10 +143,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  f"How the score is cut into {what} and background: {engine.THRESHOLD_HELP}; value uses "
                  f"THRESHOLD_VALUE, fraction TOP_FRACTION.", advanced=True)
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
-                                              QgsProcessingParameterNumber.Double, optional=True),
+                                              NUMBER_DOUBLE, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)
         self.add(QgsProcessingParameterNumber("TOP_FRACTION", "Fraction of pixels to mark (method 'fraction')",
-                                              QgsProcessingParameterNumber.Double, optional=True, minValue=0,
+                                              NUMBER_DOUBLE, optional=True, minValue=0,
                                               maxValue=1),
                  "Share of the valid pixels (0 to 1) marked, with the threshold method 'fraction'.", advanced=True)
 
@@ -156,7 +157,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         self.add(QgsProcessingParameterString("DEVICE", "Device", defaultValue="auto"),
                  "Where the network runs: auto (a CUDA GPU when the engine's torch sees one, else the CPU), "
                  "cpu, cuda, or cuda:N for the N-th GPU.")
-        self.add(QgsProcessingParameterNumber("SEED", seed.label, QgsProcessingParameterNumber.Integer,
+        self.add(QgsProcessingParameterNumber("SEED", seed.label, NUMBER_INTEGER,
                                               defaultValue=seed.default, minValue=seed.minimum, maxValue=seed.maximum),
                  seed.help, advanced=True)
         self.add(QgsProcessingParameterFile("TRAINED_MODEL", "Trained model (skips training)",

@@ -16,6 +16,7 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterDefi
                        QgsProcessingParameterEnum, QgsProcessingParameterNumber)
 
 from .. import settings
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED, with_flag
 
 _MODULE = "_hsi_detect_plugin_engine_parameters"
 _loaded = {}
@@ -56,7 +57,7 @@ def definition(param) -> QgsProcessingParameterDefinition:
     elif param.type is bool:
         p = QgsProcessingParameterBoolean(name, param.label, defaultValue=param.default)
     else:
-        kind = QgsProcessingParameterNumber.Integer if param.type is int else QgsProcessingParameterNumber.Double
+        kind = NUMBER_INTEGER if param.type is int else NUMBER_DOUBLE
         p = QgsProcessingParameterNumber(name, param.label, kind, defaultValue=param.default)
         if param.minimum is not None:
             p.setMinimum(param.minimum)
@@ -69,7 +70,7 @@ def definition(param) -> QgsProcessingParameterDefinition:
         paper = "yes" if paper else "no"
     p.setHelp(param.help + (f" The paper: {paper}." if paper is not None else ""))
     if param.advanced:
-        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        with_flag(p, PARAMETER_ADVANCED)
     return p
 
 
