@@ -46,7 +46,7 @@ def windows(plan: list, progress: Progress, message: str):
 
 
 def source_moments(src: RasterSource, plan: list, progress: Progress, message: str) -> tuple:
-    """(source, count, mean and covariance of its valid pixels). Bands that hold no valid pixel
+    """(the source, the Moments of its valid pixels). Bands that hold no valid pixel
     are dropped, as read_cube drops them (then the pass is made again without them)."""
     while True:
         m = Moments(len(src.band_numbers))
