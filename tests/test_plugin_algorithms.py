@@ -425,3 +425,15 @@ def test_a_saved_hypernet_to_accuracy_model_runs_headless(hsidetect, tmp_path):
         assert "AUC" in f.read()
     figures = results["CHILD_RESULTS"]["accuracy"]
     assert -1 <= figures["KAPPA"] <= 1 and 0 <= figures["AUC"] <= 1
+
+
+def test_memory_limit_reaches_the_engine(hsidetect, tmp_path):
+    """MEMORY_LIMIT: a tiny one streams RX (the log says so) to the same map; nonsense is refused."""
+    outputs = {}
+    for name, limit in (("whole", ""), ("streamed", "12MB")):
+        feedback = LogFeedback()
+        outputs[name] = run("rx", {"INPUT": HYDICE, "MEMORY_LIMIT": limit, "OUTPUT": str(tmp_path / f"{name}.tif")},
+                            feedback)["OUTPUT"]
+        assert any("streaming RX" in line for line in feedback.lines) == (name == "streamed")
+    assert np.abs(read(outputs["whole"])[0] - read(outputs["streamed"])[0]).max() <= 1e-6
+    assert_fails("rx", {"INPUT": HYDICE, "MEMORY_LIMIT": "lots", "OUTPUT": str(tmp_path / "s.tif")}, "is not a size")

@@ -29,6 +29,8 @@ PARAMETERS = {
     "cva": TWO_DATES | MAPS | {"OUTPUT_ANOMALOUS", "OUTPUT_BINARY"},
     "accuracy": {"INPUT", "GROUND_TRUTH", "UNLABELLED_VALUE", "OUTPUT_REPORT"},
 }
+for _names in PARAMETERS.values():
+    _names.add("MEMORY_LIMIT")
 HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 
 

@@ -9,14 +9,16 @@ from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
+from .io.memory import memory_limit as resolve_memory_limit
 from .io.objects import check_objects_output
 from .io.products.wavelengths import band_summary, wavelength_metadata
-from .io.reader import read_cube
+from .io.reader import read_cube, streamed_source
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
 from .io.writer import write_score
 from .parameters import (ANOMALY_THRESHOLD, BS3LNET, check_run_options, check_threshold, refuse_network_options,
                          resolve)
 from .progress import Progress
+from .streaming.rx import in_memory_bytes as rx_in_memory_bytes, stream_rx_anomaly
 from .thresholds import DEFAULT_FALSE_ALARM_RATE
 
 METHODS = ("bs3lnet", "rx")
@@ -29,10 +31,13 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
                 device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
                 params: Optional[dict] = None, progress: Optional[Progress] = None,
-                wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
+                wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False,
+                memory_limit=None) -> dict:
     """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map
     and the detected objects (a GeoPackage polygon layer of the binary map's regions).
 
+    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
+    RX streams a scene whose in-memory run would not fit well inside it.
     Returns a summary dict: outputs, method, device, threshold, timings.
     """
     progress = progress or Progress()
@@ -46,15 +51,32 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
     check_threshold(threshold, threshold_value, top_fraction, false_alarm_rate)
     if objects:
         check_objects_output(objects, min_object_size)
+    limit = resolve_memory_limit(memory_limit)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "objects": (objects, LAYER),
                  "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        source = streamed_source(input_path, bands, limit, rx_in_memory_bytes, wavelengths=wavelengths,
+                                 bad_bands=bad_bands, log=progress.log) if method == "rx" else None
+        if source is not None:
+            with source:
+                rows, cols, nb = source.height, source.width, len(source.band_numbers)
+                txn.check_space({"score": 12 * rows * cols, "binary": rows * cols, "objects": rows * cols})
+                summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
+                           "device": "cpu"}
+                summary.update(stream_rx_anomaly(source, txn, limit, threshold=threshold,
+                                                 threshold_value=threshold_value, top_fraction=top_fraction,
+                                                 false_alarm_rate=false_alarm_rate, min_object_size=min_object_size,
+                                                 metadata=meta, progress=progress))
+            commit(txn, summary, progress)
+            return finished(summary, progress, started)
         progress.update("reading", 0.0, f"reading {input_path}", force=True)
         cube = read_cube(input_path, bands, wavelengths=wavelengths, bad_bands=bad_bands, mask_clouds=mask_clouds,
                          progress=progress)
         progress.log(band_summary(cube))
+        meta.update(wavelength_metadata(cube))
         rows, cols, nb = cube.shape
         txn.check_space({"score": 4 * rows * cols, "binary": rows * cols, "objects": rows * cols})
         progress.update("reading", 1.0, f"{rows} x {cols} pixels, {nb} bands, {int(cube.valid.sum())} valid")
@@ -72,7 +94,6 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
             summary.update(info)
         score = minmax_normalise(raw, cube.valid)
         progress.update("writing", 0.0, f"writing {output}", force=True)
-        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(cube)}
         write_score(txn.path("score"), score, cube.valid, cube.georef, "anomaly score", meta, txn.path("score", "qml"))
         summary.update(write_detections(
             txn, score, cube.valid, cube.georef, meta, threshold=threshold, threshold_value=threshold_value,

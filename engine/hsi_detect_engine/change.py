@@ -12,8 +12,9 @@ from . import __version__
 from .classical import cva_magnitude, rx_scores
 from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
+from .io.memory import memory_limit as resolve_memory_limit
 from .io.objects import check_objects_output
-from .io.pairs import read_pair, read_training_mask
+from .io.pairs import read_pair, read_training_mask, streamed_pair
 from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
 from .io.writer import write_score
@@ -21,6 +22,7 @@ from .parameters import (CHANGE_THRESHOLD, HYPERNET, check_run_options, check_th
                          resolve)
 from .progress import Progress
 from .scaling import scale_on_own_statistics
+from .streaming.cva import in_memory_bytes as cva_in_memory_bytes, stream_cva
 from .thresholds import DEFAULT_FALSE_ALARM_RATE
 
 METHODS = ("hypernet", "cva")
@@ -35,9 +37,14 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
                params: Optional[dict] = None, progress: Optional[Progress] = None,
-               wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False) -> dict:
+               wavelengths: Optional[list] = None, bad_bands: str = "drop", mask_clouds: bool = False,
+               memory_limit=None) -> dict:
     """Detect change between two dates and write the requested maps (objects: the changed
-    regions as a GeoPackage polygon layer). Returns a summary dict."""
+    regions as a GeoPackage polygon layer). Returns a summary dict.
+
+    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
+    CVA streams a pair whose in-memory run would not fit well inside it.
+    """
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
@@ -49,15 +56,29 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     check_threshold(threshold, threshold_value, top_fraction, false_alarm_rate)
     if objects:
         check_objects_output(objects, min_object_size)
+    limit = resolve_memory_limit(memory_limit)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),
                  "objects": (objects, LAYER), "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
-        progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
-        pair = read_pair(t1_path, t2_path, bands, grid, progress, wavelengths=wavelengths, bad_bands=bad_bands,
-                         mask_clouds=mask_clouds)
-        progress.log(band_summary(pair.t1))
+        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
+        streamed = streamed_pair(t1_path, t2_path, bands, grid, limit, cva_in_memory_bytes,
+                                 lambda name: txn.scratch("change", name), progress, wavelengths=wavelengths,
+                                 bad_bands=bad_bands) if method == "cva" else None
+        if streamed is not None:
+            with streamed:
+                rows, cols, nb = streamed.t1.height, streamed.t1.width, len(streamed.t1.band_numbers)
+                txn.check_space({"change": 12 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols,
+                                 "objects": rows * cols})
+                summary = {"method": method, "rows": rows, "cols": cols, "bands": nb,
+                           "resampled_t2": streamed.resampled, "device": "cpu"}
+                summary.update(stream_cva(streamed, txn, limit, threshold=threshold, threshold_value=threshold_value,
+                                          top_fraction=top_fraction, false_alarm_rate=false_alarm_rate,
+                                          min_object_size=min_object_size, metadata=meta, progress=progress))
+            commit(txn, summary, progress)
+            return finished(summary, progress, started)
+        meta.update(wavelength_metadata(pair.t1))
         valid = pair.valid
         rows, cols, nb = pair.t1.shape
         txn.check_space({"change": 4 * rows * cols, "anomalous_change": 4 * rows * cols, "binary": rows * cols,
@@ -75,11 +96,10 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
 
             magnitude, diff, info = hypernet_detect(pair, params, training_mask=mask, device=device, seed=seed,
                                                     model_path=model, save_model=txn.path("model") if save_model else None,
-                                                    progress=progress)
+                                                    progress=progress, memory_limit=limit)
             info.pop("saved_model", None)
             summary.update(info)
         progress.update("writing", 0.0, f"writing {output}", force=True)
-        meta = {"hsi_detect_method": method, "hsi_detect_version": __version__, **wavelength_metadata(pair.t1)}
         georef = pair.t1.georef
         write_score(txn.path("change"), magnitude, valid, georef, "change magnitude", meta, txn.path("change", "qml"))
         if anomalous:

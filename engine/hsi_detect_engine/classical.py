@@ -45,18 +45,22 @@ def rx_scores(cube: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
     """
     if not valid.any():
         raise HsiDetectError("RX needs at least one valid pixel.")
-    pixels = cube[valid]
+    pixels = cube.reshape(-1, cube.shape[-1]) if valid.all() else cube[valid]  # no copy when all are valid
     mean, cov = _mean_cov(pixels)
-    inv = safe_inverse(cov)
+    score = np.zeros(valid.shape)
+    score[valid] = mahalanobis(pixels, mean, safe_inverse(cov), progress)
+    return score
+
+
+def mahalanobis(pixels: np.ndarray, mean: np.ndarray, inv: np.ndarray, progress=None) -> np.ndarray:
+    """Squared Mahalanobis distance (float64, at least 0) of (n, bands) pixels under mean and inverse covariance."""
     out = np.zeros(pixels.shape[0])
     for s in range(0, pixels.shape[0], _CHUNK):
         if progress is not None:
             progress.update("detecting", s / pixels.shape[0], "RX")
         d = pixels[s:s + _CHUNK].astype(np.float64) - mean
         out[s:s + _CHUNK] = np.einsum("ij,jk,ik->i", d, inv, d, optimize=True)
-    score = np.zeros(valid.shape)
-    score[valid] = np.maximum(out, 0.0)
-    return score
+    return np.maximum(out, 0.0)
 
 
 def cva_magnitude(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:

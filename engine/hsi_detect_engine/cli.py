@@ -15,8 +15,8 @@ import threading
 
 from . import __version__
 from .errors import Cancelled, HsiDetectError
-from .parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, SEED,
-                         THRESHOLD_HELP, THRESHOLDS)
+from .parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, MEMORY_LIMIT,
+                         SEED, THRESHOLD_HELP, THRESHOLDS)
 from .progress import Progress
 from .io.bands import parse_band_ranges
 from .io.products.wavelengths import BAD_BAND_MODES, parse_ranges
@@ -67,6 +67,11 @@ def _common(p: argparse.ArgumentParser):
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
+def _memory_option(p: argparse.ArgumentParser):
+    p.add_argument("--memory-limit", type=_memory_size, metavar="SIZE",
+                   help=f"{MEMORY_LIMIT.help} (default: automatic)".replace("%", "%%"))
+
+
 def _run_options(p: argparse.ArgumentParser, what: str, threshold: str, objects: str):
     p.add_argument("--bands", type=_band_list, help="1-based bands to use, e.g. 1-50,60,70-120 (default: all)")
     p.add_argument("--wavelengths", type=_wavelength_ranges, metavar="RANGES",
@@ -93,6 +98,7 @@ def _run_options(p: argparse.ArgumentParser, what: str, threshold: str, objects:
                    help=f"{SEED.help} {SEED.allowed().capitalize()} (default: {SEED.default})")
     p.add_argument("--save-model", metavar="MODEL", help=f"save the trained {what} network to this file")
     p.add_argument("--model", metavar="MODEL", help="apply this saved model instead of training")
+    _memory_option(p)
 
 
 def _method_options(p: argparse.ArgumentParser, params: list, title: str):
@@ -122,6 +128,17 @@ def _band_list(text: str) -> str:
     """The typed list, its syntax checked; it is checked against the band count once the image is open."""
     try:
         parse_band_ranges(text)
+        return text
+    except HsiDetectError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _memory_size(text: str) -> str:
+    """The typed size, checked; the pipeline turns it into bytes."""
+    from .io.memory import parse_memory_size
+
+    try:
+        parse_memory_size(text)
         return text
     except HsiDetectError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -189,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("ground_truth", metavar="GROUND_TRUTH", help="raster: 1 = changed/anomalous, other labelled values = background")
     e.add_argument("--unlabelled", type=float, help="ground-truth value meaning 'not labelled' (left out of every figure)")
     e.add_argument("--report", metavar="REPORT.html", help="write an HTML report with the ROC curve and confusion matrix")
+    _memory_option(e)
     _common(e)
 
     from .batch import add_parser as add_batch_parser
@@ -214,7 +232,8 @@ def _dispatch(args, progress: Progress) -> dict:
                            threshold=args.threshold, threshold_value=args.threshold_value,
                            top_fraction=args.top_fraction, false_alarm_rate=args.false_alarm_rate, device=args.device,
                            seed=args.seed, model=args.model, save_model=args.save_model,
-                           params=_method_params(args, BS3LNET), progress=progress, **_band_options(args))
+                           params=_method_params(args, BS3LNET), progress=progress, memory_limit=args.memory_limit,
+                           **_band_options(args))
     if args.command == "change":
         from .change import run_change
 
@@ -225,10 +244,11 @@ def _dispatch(args, progress: Progress) -> dict:
                           threshold=args.threshold, threshold_value=args.threshold_value,
                           top_fraction=args.top_fraction, device=args.device, seed=args.seed, model=args.model,
                           save_model=args.save_model, params=_method_params(args, HYPERNET), progress=progress,
-                          **_band_options(args))
+                          memory_limit=args.memory_limit, **_band_options(args))
     from .accuracy.evaluate import evaluate
 
-    return evaluate(args.map, args.ground_truth, unlabelled=args.unlabelled, report=args.report)
+    return evaluate(args.map, args.ground_truth, unlabelled=args.unlabelled, report=args.report,
+                    memory_limit=args.memory_limit, progress=progress)
 
 
 def _watch_stdin(progress: Progress):

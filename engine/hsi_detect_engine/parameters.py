@@ -199,6 +199,11 @@ FALSE_ALARM_RATE = Param("false_alarm_rate", float, 0.003, "Expected false-alarm
 SEED = Param("seed", int, 1, "Random seed", "Seed of the random numbers (weights, sampling): the same seed on the "
              "same device gives the same result.", minimum=0, maximum=2**31 - 1)  # a QGIS spin box holds 32 bits
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+MEMORY_LIMIT = Param("memory_limit", str, "", "Memory limit (e.g. 4GB; empty: automatic)",
+                     "Memory the run may take, such as 4GB, 512MB or 2G (powers of 1024). A scene whose processing "
+                     "fits well inside it is processed whole; a larger one is read, scored and written window by "
+                     "window (RX, CVA, the accuracy assessment; BS3LNet and HyperNet size their tiles and stored "
+                     "activations by it). Empty: half of the memory available when the run starts.", advanced=True)
 
 
 def _error(message: str):

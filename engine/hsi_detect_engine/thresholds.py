@@ -23,7 +23,11 @@ def otsu_threshold(values: np.ndarray, bins: int = 1024) -> float:
     lo, hi = v.min(), v.max()
     if hi <= lo:
         return float(hi)
-    hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    return otsu_from_histogram(*np.histogram(v, bins=bins, range=(lo, hi)))
+
+
+def otsu_from_histogram(hist: np.ndarray, edges: np.ndarray) -> float:
+    """Otsu's threshold of a histogram (counts, edges) of the scores between their minimum and maximum."""
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
@@ -64,8 +68,12 @@ def min_error_threshold(values: np.ndarray, bins: int = 1024, min_share: float =
     lo, hi = v.min(), v.max()
     if hi <= lo:
         return float(hi)
-    hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
-    p = hist / v.size
+    return min_error_from_histogram(*np.histogram(v, bins=bins, range=(lo, hi)), min_share=min_share)
+
+
+def min_error_from_histogram(hist: np.ndarray, edges: np.ndarray, min_share: float = 1e-3) -> float:
+    """The minimum-error threshold of a histogram (counts, edges) of the scores between their minimum and maximum."""
+    p = hist / hist.sum()
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(p)[:-1]
     w1 = 1.0 - w0
@@ -77,7 +85,7 @@ def min_error_threshold(values: np.ndarray, bins: int = 1024, min_share: float =
         j = w0 * np.log(var0) + w1 * np.log(var1) - 2 * (w0 * np.log(w0) + w1 * np.log(w1))
     ok = (w0 >= min_share) & (w1 >= min_share) & (var0 > 0) & (var1 > 0) & np.isfinite(j)
     if not ok.any():
-        return otsu_threshold(v, bins)
+        return otsu_from_histogram(hist, edges)
     k = int(np.flatnonzero(ok)[np.argmin(j[ok])])
     return float(edges[k + 1])
 
@@ -103,12 +111,17 @@ def false_alarm_threshold(values: np.ndarray, rate: float = 0.003) -> float:
     scenes, this one 0.2-5 % (bench/results/studies/anomaly_thresholds.md). Where the
     background is Gaussian (lighter-tailed than the model) fewer pixels than the rate are flagged.
     """
-    if not 0 < rate < 0.5:
-        raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")
     v = _finite_scores(values)
     lo = float(v.min())
-    root = np.sqrt(v - lo)
-    median, q90 = np.quantile(root, [0.5, 0.9])
+    median, q90 = np.quantile(np.sqrt(v - lo), [0.5, 0.9])
+    return false_alarm_cut(lo, float(median), float(q90), rate)
+
+
+def false_alarm_cut(lo: float, median: float, q90: float, rate: float) -> float:
+    """false_alarm_threshold from the scores' minimum ``lo`` and the median and 90th percentile of
+    the square root of the scores above it (as a pass over a raster too large to load gives them)."""
+    if not 0 < rate < 0.5:
+        raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")
     decay = (q90 - median) / np.log(5.0)  # P(root > q) = 0.5 exp(-(q - median) / decay)
     cut = median + decay * np.log(0.5 / rate)
     return float(lo + cut * cut)

@@ -5,6 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDest
 
 from ..qgis_compat import NUMBER_DOUBLE
 from .base import EngineAlgorithm
+from .method_parameters import declaration
 
 FIGURES = (("AUC", "auc", "Area under the ROC curve"), ("OA", "oa", "Overall accuracy"), ("KAPPA", "kappa", "Kappa"),
            ("F1", "f1", "F1 score"), ("PRECISION", "precision", "Precision"), ("RECALL", "recall", "Recall"),
@@ -45,6 +46,9 @@ Reference: T. Fawcett, "An introduction to ROC analysis", Pattern Recognition Le
                  "changed and 2 unchanged). Default: the ground truth's nodata value, if it has one.")
         self.add(QgsProcessingParameterFileDestination("OUTPUT_REPORT", "Accuracy report", "HTML files (*.html)"),
                  "HTML page with the figures, the ROC curve and the confusion matrix.")
+        engine = declaration()  # None when the engine's source is missing: a run then says how to reinstall
+        if engine:
+            self.add_memory_limit(engine)
         for name, _, description in FIGURES:
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
@@ -58,6 +62,7 @@ Reference: T. Fawcett, "An introduction to ROC analysis", Pattern Recognition Le
                 "--report", report]
         if parameters.get("UNLABELLED_VALUE") not in (None, ""):
             args += ["--unlabelled", repr(self.parameterAsDouble(parameters, "UNLABELLED_VALUE", context))]
+        args += self.memory_limit_arguments(parameters, context)
         return args, {"OUTPUT_REPORT": report}
 
     def results(self, result, outputs, context):

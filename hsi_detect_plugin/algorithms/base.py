@@ -183,6 +183,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  "A model saved by an earlier run (SAVE_MODEL). It is applied to the image instead of training a "
                  "new one; the band count must match.")
 
+    def add_memory_limit(self, engine):
+        """MEMORY_LIMIT, declared by the engine (``engine``: its parameters.py)."""
+        p = engine.MEMORY_LIMIT
+        self.add(QgsProcessingParameterString(p.name.upper(), p.label, optional=True), p.help, advanced=p.advanced)
+
+    def memory_limit_arguments(self, parameters, context) -> list:
+        """--memory-limit with the typed size, passed on as it is: the engine checks it."""
+        limit = (self.parameterAsString(parameters, "MEMORY_LIMIT", context) or "").strip()
+        return ["--memory-limit", limit] if limit else []
+
     def add_save_model(self):
         self.add(QgsProcessingParameterFileDestination("SAVE_MODEL", "Save the trained model", MODEL_FILTER,
                                                        optional=True, createByDefault=False),

@@ -40,6 +40,7 @@ class Detector(EngineAlgorithm):
         args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
         args += self.wavelength_arguments(parameters, context)
         args += self.threshold_arguments(parameters, context)
+        args += self.memory_limit_arguments(parameters, context)
         if self.NETWORK:
             args += self.network_arguments(parameters, context, self.method_parameters())
         return args
@@ -60,6 +61,7 @@ class AnomalyDetector(Detector):
             self.add_network_run(self.method_parameters(), engine.SEED)
         if engine:
             self.add_threshold("anomalies", engine, engine.ANOMALY_THRESHOLD)
+            self.add_memory_limit(engine)
         self.add_min_object_size()
         m = self.METHOD_LABEL
         self.add_raster_output("OUTPUT", f"Anomaly score ({m})",
@@ -117,6 +119,7 @@ class ChangeDetector(Detector):
                  "message.", advanced=True)
         if engine:
             self.add_threshold("changed", engine, engine.CHANGE_THRESHOLD)
+            self.add_memory_limit(engine)
         self.add_min_object_size()
         m = self.METHOD_LABEL
         self.add_raster_output("OUTPUT", f"Change magnitude ({m})",

@@ -111,6 +111,8 @@ def run_job(spec: dict, threads: Optional[int] = None, memory_limit: Optional[in
     for path in spec["outputs"]:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # a batch makes its output folders
     argv = [sys.executable, "-m", "hsi_detect_engine.cli", *spec["argv"], "--json-progress", "--cancel-on-stdin"]
+    if memory_limit and "--memory-limit" not in spec["argv"]:
+        argv += ["--memory-limit", str(int(memory_limit))]  # the engine streams what would not fit in it
     started = time.perf_counter()
     record = {"name": spec["name"], "host": os.uname().nodename, "worker": _worker_address(), "threads": threads}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -165,7 +167,7 @@ def run_job(spec: dict, threads: Optional[int] = None, memory_limit: Optional[in
         try:
             from ..accuracy.evaluate import evaluate
 
-            figures = evaluate(spec["output"], spec["ground_truth"])
+            figures = evaluate(spec["output"], spec["ground_truth"], memory_limit=memory_limit)
             record["metrics"] = {k: figures.get(k) for k in ("auc", "oa", "kappa", "f1", "precision", "recall")}
         except Exception as exc:  # noqa: BLE001 - one line for the results table
             record.update(status="failed", error=f"evaluation against the ground truth failed: "

@@ -69,7 +69,8 @@ def trainer(model, x1, x2, valid, chosen, p: dict, crop: Optional[int], dev, see
     return optimizer, loss_at, cosine_lr(p["learning_rate"], p["epochs"])
 
 
-def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva, progress: Progress):
+def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva, progress: Progress,
+               memory_budget: Optional[int] = None):
     """The two scaled dates' fused features compared: (change magnitude (rows, cols) float32,
     |f1 - f2| (rows, cols, 2h) float32); invalid pixels 0 in both. ``dates`` is emptied once
     both features are out, so the scaled dates are freed before the comparison."""
@@ -78,8 +79,10 @@ def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva
 
     model.stats.date_norm = p["bn_statistics"] == "date"
     progress.update("detecting", 0.0, "extracting features", force=True)
-    f1 = extract_features(model, dates[0], valid, dev, tile, SubProgress(progress, 0.0, 0.5), " of date 1")
-    f2 = extract_features(model, dates[1], valid, dev, tile, SubProgress(progress, 0.5, 0.5), " of date 2")
+    f1 = extract_features(model, dates[0], valid, dev, tile, SubProgress(progress, 0.0, 0.5), " of date 1",
+                          memory_budget=memory_budget)
+    f2 = extract_features(model, dates[1], valid, dev, tile, SubProgress(progress, 0.5, 0.5), " of date 2",
+                          memory_budget=memory_budget)
     dates.clear()
     magnitude = change_score(f1, f2, p["score"], cva)
     diff = np.abs(f1 - f2, out=f1)
@@ -104,8 +107,11 @@ def _load(model_path: str, bands: int, wavelengths, dev):
 
 def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] = None, device: str = "auto",
            seed: int = 1, model_path: Optional[str] = None, save_model: Optional[str] = None,
-           progress: Optional[Progress] = None):
+           progress: Optional[Progress] = None, memory_limit: Optional[int] = None):
     """Train HyperNet on the pair (or load a model) and compare the two dates' features.
+
+    ``memory_limit`` (bytes): the run's limit; the activations stored between layers of a tiled
+    detection take at most STORAGE_FRACTION of it in host memory, the rest go to scratch files.
 
     Returns (change magnitude (rows, cols) float32, |f1 - f2| (rows, cols, 2h) float32, info).
     Invalid pixels are 0 in both arrays. ``save_model``: where to write the trained model
@@ -113,6 +119,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     """
     from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
     from ..training import train
+    from .layerwise import STORAGE_FRACTION
     from .network import RECEPTIVE_RADIUS, SpatialBlock, SpectralBlock
 
     progress = progress or Progress()
@@ -157,7 +164,8 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
         info["tile_size"] = tile or 0
         dates = [x1, x2]
         del x1, x2
-        magnitude, diff = score_pair(model, dates, valid, p, dev, tile, cva, progress)
+        budget = int(memory_limit * STORAGE_FRACTION) if memory_limit else None
+        magnitude, diff = score_pair(model, dates, valid, p, dev, tile, cva, progress, budget)
     finally:
         for h in hooks:
             h.remove()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from ..progress import Progress
 from .cube import Cube
 from .gdal_utils import gdal as _gdal
 from .paths import check_input_path
-from .reader import read_cube, read_single_band
+from .reader import RasterSource, read_cube, read_single_band, streamed_source
 from .research import RESEARCH_SUFFIXES, load_arrays
 
 GRID_MODES = ("resample", "refuse")
@@ -125,6 +126,120 @@ def _warped(cube: Cube, target: Cube) -> Cube:
     data[~valid] = 0.0
     return Cube(data, valid, g, cube.band_numbers, cube.band_names, cube.wavelengths, cube.wavelength_units,
                 cube.source, fwhm=cube.fwhm, kind=cube.kind)
+
+
+class PairSources:
+    """The two dates open for windowed reads on date 1's grid. Date 2 on another grid is first
+    written, window by window, as read_pair's cube of it (float32, NaN where invalid) into a
+    scratch GeoTIFF, which a warped VRT then resamples as read_pair does, window by window."""
+
+    def __init__(self, t1: RasterSource, t2: RasterSource, resampled: bool = False, vrt: Optional[str] = None):
+        self.t1, self.t2, self.resampled, self._vrt = t1, t2, resampled, vrt
+
+    def read(self, row: int, col: int, rows: int, cols: int) -> tuple:
+        """(date 1 (rows, cols, bands) float32, date 2, date 1 valid, valid in both (rows, cols))."""
+        c1, v1 = self.t1.read(row, col, rows, cols)
+        c2, v2 = self.t2.read(row, col, rows, cols)
+        return c1, c2, v1, v1 & v2
+
+    def keep(self, positions: list):
+        """Keep only the bands at these positions (0-based, of the bands open now) in both dates."""
+        t1 = RasterSource(self.t1.path, [self.t1.band_numbers[i] for i in positions])
+        t2 = RasterSource(self.t2.path, [self.t2.band_numbers[i] for i in positions],
+                          dataset=self.t2._ds if self._vrt else None, min_bands=1 if self._vrt else 3)
+        if self._vrt:
+            t2.band_names = [self.t2.band_names[i] for i in positions]
+            t2.wavelengths = [self.t2.wavelengths[i] for i in positions] if self.t2.wavelengths else None
+        self.t1.close()
+        self.t2.close()
+        self.t1, self.t2 = t1, t2
+
+    def close(self):
+        self.t1.close()
+        self.t2.close()
+        if self._vrt:
+            _gdal().Unlink(self._vrt)
+            self._vrt = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def streamed_pair(t1_path: str, t2_path: str, bands, grid: str, limit: int, in_memory_bytes,
+                  scratch: Callable[[str], str], progress: Optional[Progress] = None, min_bands: int = 3,
+                  wavelengths: Optional[list] = None, bad_bands: str = "drop") -> Optional[PairSources]:
+    """The two dates open for windowed reads when both are plain GDAL rasters and their in-memory
+    processing, ``in_memory_bytes(rows, cols, bands)``, does not fit well inside the memory limit; else
+    None. ``scratch(name)``: a scratch file's path, for date 2 when it must be resampled."""
+    progress = progress or Progress()
+    if grid not in GRID_MODES:
+        raise HsiDetectError(f"Unknown grid mode '{grid}'. Use resample or refuse.")
+    n1, n2 = _band_count(check_input_path(t1_path)), _band_count(check_input_path(t2_path))
+    if n1 > 0 and n2 > 0 and n1 != n2:
+        return None  # read_pair refuses them with its sentence
+    options = dict(wavelengths=wavelengths, bad_bands=bad_bands, min_bands=min_bands, log=progress.log)
+    t1 = streamed_source(t1_path, bands, limit, in_memory_bytes, **options)
+    if t1 is None:
+        return None
+    try:
+        t2 = streamed_source(t2_path, bands, 0, in_memory_bytes, **options)
+        if t2 is None or t2.band_numbers != t1.band_numbers:
+            t1.close()
+            if t2 is not None:
+                t2.close()
+            return None  # a sensor product, or bands chosen differently: read_pair's path
+        if t1.wavelengths and t2.wavelengths:
+            gap = max(abs(a - b) for a, b in zip(t1.wavelengths, t2.wavelengths))
+            if gap > WAVELENGTH_TOLERANCE:
+                raise HsiDetectError(f"The two dates' band wavelengths differ (by up to {gap:.1f} nm). "
+                                     "Give two images of the same sensor and bands.")
+        differ = t1.georef.same_grid(t2.georef)
+        if not differ:
+            return PairSources(t1, t2)
+        what = ", ".join(differ)
+        if grid == "refuse":
+            raise HsiDetectError(f"The two dates are not on the same grid ({what} differ). "
+                                 "Resample date 2 onto date 1 first, or let the tool do it (grid mode 'resample').")
+        progress.log(f"Date 2 is on another grid ({what} differ): resampling it onto date 1's grid (bilinear).")
+        return _warped_source(t1, t2, scratch("date2.tif"), limit, progress)
+    except BaseException:
+        t1.close()
+        raise
+
+
+def _warped_source(t1: RasterSource, t2: RasterSource, path: str, limit: int, progress: Progress) -> PairSources:
+    """Date 2 as read_pair resamples it, read window by window through a warped VRT."""
+    from ..streaming.budget import gdal_cache, window_budget
+    from .memory import plan_windows
+    from .writer import RasterWriter
+
+    gdal = _gdal()
+    g = t1.georef
+    nb = len(t2.band_numbers)
+    plan = plan_windows(t2.height, t2.width, nb * 12, window_budget(limit, t2.block_bytes), t2.block_size)
+    with gdal_cache(limit, t2.block_bytes), RasterWriter(path, t2.georef, bands=nb, nodata=float("nan")) as w:
+        for i, window in enumerate(plan):
+            progress.update("reading", i / len(plan), "writing date 2 for resampling")
+            data, valid = t2.read(*window)
+            data[~valid] = np.nan
+            w.write(data, window[0], window[1])
+    gt = g.geotransform or (0, 1, 0, 0, 0, -1)
+    bounds = (gt[0], gt[3] + gt[5] * g.height, gt[0] + gt[1] * g.width, gt[3])
+    vrt = f"/vsimem/hsi_detect_{uuid.uuid4().hex}.vrt"
+    try:
+        opts = gdal.WarpOptions(format="VRT", outputBounds=bounds, width=g.width, height=g.height,
+                                dstSRS=g.crs_wkt or None, resampleAlg="bilinear", dstNodata=float("nan"),
+                                outputType=gdal.GDT_Float32)
+        ds = gdal.Warp(vrt, path, options=opts)
+    except RuntimeError as exc:
+        raise HsiDetectError(f"Resampling {t2.path} onto the first date's grid failed ({exc}).") from None
+    source = RasterSource(t2.path, list(range(1, nb + 1)), min_bands=1, dataset=ds)
+    source.band_names, source.wavelengths = t2.band_names, t2.wavelengths
+    t2.close()
+    return PairSources(t1, source, True, vrt)
 
 
 def read_training_mask(path: str, shape: tuple) -> np.ndarray:

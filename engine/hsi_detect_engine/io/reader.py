@@ -21,6 +21,14 @@ from .gdal_utils import gdal as _gdal, short_error as _short
 from .paths import check_input_path
 from .research import RESEARCH_SUFFIXES, read_research_2d, read_research_cube
 
+_EXACT_IN_FLOAT32 = (1, 2, 3, 6)  # GDT_Byte, UInt16, Int16, Float32 (GDAL 3.7's Int8 is read as Byte here)
+
+
+def no_valid_pixel(path: str) -> HsiDetectError:
+    return HsiDetectError(f"{path} has no valid pixel: every pixel is nodata or not a finite number in the selected "
+                          "bands. Check the nodata value or choose other bands.")
+
+
 class RasterSource:
     """An open raster from which windows of selected bands are read as float32 cubes."""
 
@@ -72,6 +80,25 @@ class RasterSource:
     def width(self) -> int:
         return self.georef.width
 
+    @property
+    def block_height(self) -> int:
+        """Rows of the file's blocks (tiles or strips): windows of a multiple of it decode each block once."""
+        return max(1, self._bands[0].GetBlockSize()[1])
+
+    @property
+    def block_size(self) -> tuple:
+        """(width, height) of the file's blocks."""
+        return tuple(self._bands[0].GetBlockSize())
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes of one block of every selected band, as GDAL's cache holds them. Reading whole block
+        rows, the cache need hold no more than about one block: a whole-image read holds it to two
+        (GDAL's default, 5% of the machine's memory, would keep up to that much of the file)."""
+        width, height = self.block_size
+        gdal = _gdal()
+        return width * height * sum(gdal.GetDataTypeSize(b.DataType) // 8 for b in self._bands)
+
     def _read_wavelengths(self):
         """Wavelengths in nm (micrometres converted) and "nm"; (None, units) when the file has none."""
         per_band = [b.GetMetadataItem("wavelength") for b in self._bands]
@@ -102,27 +129,45 @@ class RasterSource:
         gdal = _gdal()
         nb = len(self._bands)
         cube = np.empty((rows, cols, nb), dtype=np.float32)
-        # All bands in one call per strip of rows: reading band by band decodes each block of a
-        # pixel-interleaved (BIP) file once per band, a hundred times slower on large files.
-        step = max(1, (64 << 20) // (cols * nb * 8))
+        # All bands in one call per strip of rows (reading band by band decodes each block of a
+        # pixel-interleaved (BIP) file once per band), straight into the cube's pixel-interleaved
+        # layout, converted by GDAL where float32 holds every value of the file's type exactly.
+        # Strips of whole block rows where the file is tiled or striped, so that each block is
+        # decoded once and GDAL's cache need hold only the block in use.
+        exact = all(b.DataType in _EXACT_IN_FLOAT32 for b in self._bands)
+        step = max(1, (64 << 20) // (cols * nb * 12))  # the strip read in the file's type when not exact
+        if exact or step >= self.block_height:
+            step = max(step, self.block_height) // self.block_height * self.block_height
+        nodata = np.array([np.nan if v is None else v for v in (b.GetNoDataValue() for b in self._bands)])
+        checked = bool((~np.isnan(nodata)).any())  # a NaN nodata is caught by isfinite
+        masked = [i for i, b in enumerate(self._bands)
+                  if b.GetNoDataValue() is None and not b.GetMaskFlags() & gdal.GMF_ALL_VALID]
+        floating = any(gdal.GetDataTypeName(b.DataType).startswith(("Float", "CFloat")) for b in self._bands)
         for r in range(0, rows, step):
             n = min(step, rows - r)
+            out = cube[r:r + n]
             try:
-                raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers).reshape(nb, n, cols)
+                if exact:
+                    self._ds.ReadAsArray(col, row + r, cols, n, buf_obj=out, band_list=self.band_numbers,
+                                         interleave="pixel")
+                    raw = out
+                else:
+                    raw = self._ds.ReadAsArray(col, row + r, cols, n, band_list=self.band_numbers,
+                                               interleave="pixel")
+                    out[...] = raw
             except RuntimeError as exc:
-                raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or incomplete.") from None
-            for i, band in enumerate(self._bands):
-                values = raw[i].astype(np.float32, copy=False)
-                nodata = band.GetNoDataValue()
-                ok = np.isfinite(values)
-                if nodata is not None:
-                    if not np.isnan(nodata):  # a NaN nodata is already caught by isfinite
-                        ok &= raw[i] != nodata
-                elif not band.GetMaskFlags() & gdal.GMF_ALL_VALID:
-                    ok &= band.GetMaskBand().ReadAsArray(col, row + r, cols, n) > 0
-                if self.scale != 1.0:
-                    values = values / np.float32(self.scale)
-                cube[r:r + n, :, i] = np.where(ok, values, np.float32(np.nan))
+                raise HsiDetectError(f"Reading {self.path} failed ({_short(exc)}). The file may be damaged or "
+                                     "incomplete.") from None
+            bad = raw == nodata if checked else None
+            if floating:
+                bad = ~np.isfinite(out) if bad is None else bad | ~np.isfinite(out)
+            if bad is not None:
+                np.copyto(out, np.float32(np.nan), where=bad)
+            for i in masked:
+                np.copyto(out[:, :, i], np.float32(np.nan),
+                          where=self._bands[i].GetMaskBand().ReadAsArray(col, row + r, cols, n) == 0)
+        if self.scale != 1.0:
+            cube /= np.float32(self.scale)
         return cube
 
     def close(self):
@@ -165,8 +210,7 @@ def read_cube(path: str, bands: Optional[Sequence[int]] = None, *, min_bands: in
         log = progress.log if progress is not None else (lambda message: None)
         cube = read_source(open_source(path, mask_clouds), bands, wavelengths, bad_bands, min_bands, log)
     if require_valid and not cube.valid.any():
-        raise HsiDetectError(f"{path} has no valid pixel: every pixel is nodata or not a finite number in the selected bands. "
-                             "Check the nodata value or choose other bands.")
+        raise no_valid_pixel(path)
     return cube
 
 
@@ -180,6 +224,15 @@ def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tu
     if path.lower().endswith(RESEARCH_SUFFIXES):
         arr = read_research_2d(path)
         return arr, None, Georef(arr.shape[0], arr.shape[1])
+    ds, b, nodata, georef = open_single_band(path, band, what)
+    arr = b.ReadAsArray()
+    return arr, nodata, georef
+
+
+def open_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tuple:
+    """One band of a GDAL raster open for windowed reads: (dataset, band, nodata, georef); refused
+    as read_single_band refuses it."""
+    path = check_input_path(path)
     gdal = _gdal()
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
@@ -190,9 +243,29 @@ def read_single_band(path: str, band: int = 1, what: Optional[str] = None) -> tu
                              "raster (extract the band first, e.g. with gdal_translate -b N).")
     select_bands([band], ds.RasterCount, path)
     b = ds.GetRasterBand(band)
-    arr = b.ReadAsArray()
     georef = Georef(ds.RasterYSize, ds.RasterXSize, tuple(ds.GetGeoTransform(can_return_null=True) or ()) or None,
                     ds.GetProjection() or "")
-    nodata = b.GetNoDataValue()
-    ds = None
-    return arr, nodata, georef
+    return ds, b, b.GetNoDataValue(), georef
+
+
+def streamed_source(path: str, bands: Optional[Sequence[int]], limit: int, in_memory_bytes, *,
+                    wavelengths: Optional[list] = None, bad_bands: str = "drop", min_bands: int = 3,
+                    log=None) -> Optional[RasterSource]:
+    """An open RasterSource of the bands read_cube would choose, when the image is a plain GDAL
+    raster (no sensor product) whose in-memory processing, ``in_memory_bytes(rows, cols, bands)``,
+    does not fit well inside the memory limit; else None."""
+    from ..streaming.budget import fits
+    from .products import chosen_bands, open_source
+    from .products.source import GdalSource
+
+    path = check_input_path(path)
+    if path.lower().endswith(RESEARCH_SUFFIXES):
+        return None
+    source = open_source(path)
+    if type(source) is not GdalSource:
+        return None
+    g = source.georef
+    numbers = chosen_bands(source, bands, wavelengths, bad_bands, min_bands, log or (lambda message: None))
+    if fits(in_memory_bytes(g.height, g.width, len(numbers)), limit):
+        return None
+    return RasterSource(source.path, numbers, min_bands)

@@ -112,6 +112,7 @@ class OutputTransaction:
         self.committed = False
         self._check_paths()
         self._temps = {}  # (kind, sidecar) -> (temporary, target)
+        self._scratch = []  # files a run needs only while it runs: removed at commit and at abort
         for kind, (path, what) in self.outputs.items():
             for side, target in sidecars(path, what).items():
                 folder, name = os.path.split(os.path.abspath(target))
@@ -182,8 +183,25 @@ class OutputTransaction:
         """The temporary to write output ``kind`` (or its ``sidecar``, e.g. 'qml') to."""
         return self._temps[(kind, sidecar)][0]
 
+    def scratch(self, kind: str, name: str) -> str:
+        """A hidden scratch file beside output ``kind`` (e.g. raw scores of a streamed run), named like a
+        temporary, so that a run killed outright leaves nothing the next run does not remove."""
+        folder, base = os.path.split(os.path.abspath(self.outputs[kind][0]))
+        path = os.path.join(folder, f".{base}-{name}.{self.tag}.partial{os.path.splitext(name)[1]}")
+        self._scratch.append(path)
+        return path
+
+    def _remove_scratch(self):
+        for path in self._scratch:
+            for p in (path, path + ".aux.xml"):
+                try:
+                    os.remove(p)
+                except FileNotFoundError:
+                    pass
+
     def commit(self) -> Dict[str, str]:
         """Flush every written temporary to disk, then rename them all into place; kind -> final path."""
+        self._remove_scratch()
         written = [(tmp, target) for tmp, target in self._temps.values() if os.path.exists(tmp)]
         try:
             for tmp, target in written:
@@ -204,6 +222,7 @@ class OutputTransaction:
         return done
 
     def abort(self):
+        self._remove_scratch()
         for tmp, _ in self._temps.values():
             try:
                 os.remove(tmp)

@@ -19,7 +19,7 @@ from .transaction import final_name
 SCORE_NODATA = -9999.0
 CLASS_NODATA = 255
 
-_GDAL_TYPES = {"float32": "Float32", "uint8": "Byte", "int16": "Int16", "uint16": "UInt16", "int32": "Int32"}
+_GDAL_TYPES = {"float32": "Float32", "float64": "Float64", "uint8": "Byte", "int16": "Int16", "uint16": "UInt16", "int32": "Int32"}
 
 
 class RasterWriter:

@@ -75,14 +75,7 @@ def read_source(source: Source, bands: Optional[Sequence[int]], ranges: Optional
                 min_bands: int, log: Callable[[str], None]) -> Cube:
     """Choose the bands, read them and drop bands with no valid pixel: the engine's cube."""
     path = source.path
-    numbers = select_bands(bands, source.count, path)
-    idx = [n - 1 for n in numbers]
-    if source.wavelengths:
-        source.wavelengths = [round(float(w), 3) for w in source.wavelengths]
-    waves, good = pick_list(source.wavelengths, idx), pick_list(source.good, idx)
-    keep = choose_bands(numbers, waves, good, ranges, bad_bands, path, log)
-    _check_count(path, len(keep), min_bands)
-    chosen = [idx[i] for i in keep]
+    chosen = [n - 1 for n in chosen_bands(source, bands, ranges, bad_bands, min_bands, log)]
     data = source.read(chosen)
     finite = np.isfinite(data)
     empty = [i for i in range(len(chosen)) if not finite[:, :, i].any()]
@@ -100,6 +93,20 @@ def read_source(source: Source, bands: Optional[Sequence[int]], ranges: Optional
     return Cube(data, valid, source.georef, [i + 1 for i in chosen], pick_list(source.band_names, chosen),
                 pick_list(source.wavelengths, chosen), "nm" if source.wavelengths else source.wavelength_units,
                 path, fwhm=pick_list(source.fwhm, chosen), kind=source.kind)
+
+
+def chosen_bands(source: Source, bands: Optional[Sequence[int]], ranges: Optional[list], bad_bands: str,
+                 min_bands: int, log: Callable[[str], None]) -> list:
+    """The 1-based numbers of the bands to read: by number, by wavelength, bad bands left out."""
+    path = source.path
+    numbers = select_bands(bands, source.count, path)
+    idx = [n - 1 for n in numbers]
+    if source.wavelengths:
+        source.wavelengths = [round(float(w), 3) for w in source.wavelengths]
+    waves, good = pick_list(source.wavelengths, idx), pick_list(source.good, idx)
+    keep = choose_bands(numbers, waves, good, ranges, bad_bands, path, log)
+    _check_count(path, len(keep), min_bands)
+    return [numbers[i] for i in keep]
 
 
 def pick_list(values, indices):

@@ -49,5 +49,8 @@ class GdalSource(Source):
     def read(self, indices: list) -> np.ndarray:
         from ..reader import RasterSource
 
+        from ..gdal_utils import cache_at_most
+
         with RasterSource(self.path, [i + 1 for i in indices], min_bands=1) as src:
-            return src.read_values()
+            with cache_at_most(max(16 << 20, 2 * src.block_bytes)):  # see RasterSource.block_bytes
+                return src.read_values()

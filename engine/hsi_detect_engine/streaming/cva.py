@@ -1,0 +1,172 @@
+"""Streamed CVA: the change pipeline's CVA on a pair larger than the memory limit.
+
+Pass 1 accumulates each date's per-band mean and deviation over the pixels valid in both;
+pass 2 writes the change magnitude (and a float64 scratch copy for the threshold) and
+accumulates the moments of the per-band |standardised difference|; pass 3 writes its RX
+score, the anomalous change. The threshold and the binary map come from passes over the
+magnitude (scores.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..errors import HsiDetectError
+from ..io.memory import format_size, plan_windows
+from ..io.pairs import PairSources
+from ..io.products.wavelengths import describe, wavelength_metadata
+from ..io.reader import no_valid_pixel
+from ..io.styles import binary_qml, score_qml, write_qml
+from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..progress import Progress, SubProgress
+from .budget import gdal_cache, window_budget
+from .rx import describe_bands, windows, write_scores
+from .scores import ScoreRaster, binarize_raster, objects_of_raster, style_range_of_raster, threshold_of_raster
+from .statistics import Moments
+
+IN_MEMORY_PER_BAND = 40  # bytes per pixel and band of the in-memory CVA: both dates, their scaled copies and differences
+IN_MEMORY_PER_PIXEL = 48
+WINDOW_PER_BAND = 64  # a window: both dates read and standardised, their difference and its float64 products
+WINDOW_PER_PIXEL = 64
+
+
+def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
+    return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
+
+
+def _scaling(m: Moments) -> tuple:
+    """float32 (offset, scale) as scaling.fit_scaling's 'standardize'."""
+    scale = m.deviation()
+    scale[scale < 1e-12] = 1.0
+    return m.mean.astype(np.float32), scale.astype(np.float32)
+
+
+def _date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
+    """Each date's per-band mean and deviation over the pixels valid in both, and the count of date 1's
+    own valid pixels. Bands that hold no valid pixel in either date are dropped from both, as
+    read_pair drops them (then the pass is made again without them)."""
+    while True:
+        nb = len(pair.t1.band_numbers)
+        m1, m2 = Moments(nb, full=False), Moments(nb, full=False)
+        seen1, seen2 = np.zeros(nb, dtype=bool), np.zeros(nb, dtype=bool)
+        own = 0
+        for window in windows(plan, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
+            c1 = pair.t1.read_values(*window)
+            c2 = pair.t2.read_values(*window)
+            f1, f2 = np.isfinite(c1), np.isfinite(c2)
+            seen1 |= f1.any(axis=(0, 1))
+            seen2 |= f2.any(axis=(0, 1))
+            v1 = f1.all(axis=2)
+            own += int(v1.sum())
+            valid = v1 & f2.all(axis=2)
+            m1.add(c1[valid])
+            m2.add(c2[valid])
+        both = seen1 & seen2
+        if both.all() or not seen1.any():
+            return m1, m2, own
+        empty = np.flatnonzero(~both).tolist()
+        progress.log(f"Dropped {describe(pair.t1.band_numbers, pair.t1.wavelengths, empty)}: nodata everywhere in "
+                     "one date or both.")
+        pair.keep(np.flatnonzero(both).tolist())
+
+
+def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_value: Optional[float],
+               top_fraction: Optional[float], false_alarm_rate: float, min_object_size: int, metadata: dict,
+               progress: Progress) -> dict:
+    """CVA of the pair read window by window into the transaction's 'change', 'anomalous_change',
+    'binary' and 'objects' outputs (those it holds)."""
+    anomalous = "anomalous_change" in txn.outputs
+    cut = "binary" in txn.outputs or "objects" in txn.outputs
+    src = pair.t1
+    rows, cols, nb = src.height, src.width, len(src.band_numbers)
+    block_bytes = max(src.block_bytes, pair.t2.block_bytes)
+    budget = window_budget(limit, 2 * block_bytes)
+    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    progress.log(f"{rows} x {cols} pixels x {nb} bands in two dates exceed the memory limit of {format_size(limit)} "
+                 f"in memory: streaming CVA in {len(plan)} windows.")
+    info = {"streamed": True, "windows": len(plan)}
+    georef = src.georef
+    with gdal_cache(limit, 2 * block_bytes):
+        m1, m2, own = _date_moments(pair, plan, progress)
+        nb = len(pair.t1.band_numbers)
+        if own == 0:
+            raise no_valid_pixel(src.path)
+        if m1.n == 0:
+            raise HsiDetectError("No pixel is valid in both dates: they do not overlap, or nodata covers one of them.")
+        info["valid_pixels"] = m1.n
+        info["bands"] = nb
+        progress.log(describe_bands(pair.t1))
+        metadata = {**metadata, **wavelength_metadata(pair.t1)}
+        (o1, s1), (o2, s2) = _scaling(m1), _scaling(m2)
+
+        def difference(*window):
+            c1, c2, _, valid = pair.read(*window)
+            d = (c2 - o2) / s2 - (c1 - o1) / s1
+            d[~valid] = 0.0
+            return d, valid
+
+        scratch = txn.scratch("change", "magnitude.tif") if cut else None
+        acd = Moments(nb) if anomalous else None
+        with RasterWriter(txn.path("change"), georef, nodata=SCORE_NODATA, band_names=["change magnitude"],
+                          metadata=metadata) as w, _optional_writer(scratch, georef) as w64:
+            for window in windows(plan, SubProgress(progress, 0.3, 0.4 if anomalous else 0.7), "change magnitude"):
+                d, valid = difference(*window)
+                mag = np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
+                block = mag.astype(np.float32)
+                block[~valid] = SCORE_NODATA
+                w.write(block, window[0], window[1])
+                if w64 is not None:
+                    mag[~valid] = np.nan
+                    w64.write(mag, window[0], window[1])
+                if acd is not None:
+                    acd.add(np.abs(d[valid]))
+        _style(txn, "change", "change magnitude", budget, progress)
+        if anomalous:
+            def absolute(*window):
+                d, valid = difference(*window)
+                return np.abs(d, out=d), valid
+
+            with RasterWriter(txn.path("anomalous_change"), georef, nodata=SCORE_NODATA,
+                              band_names=["anomalous change"], metadata=metadata) as w:
+                write_scores(absolute, plan, acd, w, SubProgress(progress, 0.7, 0.3), "anomalous change")
+            _style(txn, "anomalous_change", "anomalous change", budget, progress)
+        if cut:
+            progress.update("writing", 0.4, "thresholding", force=True)
+            magnitude = ScoreRaster(scratch, budget, progress)
+            t = threshold_of_raster(magnitude, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
+            info.update({"threshold": t, "threshold_method": threshold})
+            if "binary" in txn.outputs:
+                with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA,
+                                  band_names=["changed"], metadata=metadata) as w:
+                    info["changed_pixels"] = binarize_raster(magnitude, w, t)
+                write_qml(txn.path("binary"), binary_qml("changed"), txn.path("binary", "qml"))
+            magnitude.close()
+            if "objects" in txn.outputs:
+                info["objects"] = objects_of_raster(txn, scratch, t, georef, layer_name="changed_regions",
+                                                    score_name="change", min_size=min_object_size)
+    return info
+
+
+def _style(txn, kind: str, label: str, budget: int, progress: Progress):
+    """The .qml of a written score output, its ramp over the 2nd to 98th percentile."""
+    raster = ScoreRaster(txn.path(kind), budget, progress)
+    try:
+        write_qml(txn.path(kind), score_qml(*style_range_of_raster(raster, budget), label), txn.path(kind, "qml"))
+    finally:
+        raster.close()
+
+
+class _optional_writer:
+    """A float64 scratch writer (NaN where invalid) at ``path``, or None without a path."""
+
+    def __init__(self, path: Optional[str], georef):
+        self.writer = RasterWriter(path, georef, dtype="float64", nodata=math.nan) if path else None
+
+    def __enter__(self):
+        return self.writer
+
+    def __exit__(self, *exc):
+        return self.writer.__exit__(*exc) if self.writer is not None else False

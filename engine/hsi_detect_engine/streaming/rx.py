@@ -1,0 +1,158 @@
+"""Streamed RX: the anomaly pipeline's RX on a scene larger than the memory limit.
+
+Pass 1 accumulates the valid pixels' mean and covariance; pass 2 writes each window's
+Mahalanobis scores into a float64 scratch raster beside the output while taking their range;
+pass 3 normalises them to 0..1 into the score raster; the threshold and the binary map come
+from passes over the score raster (scores.py).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..classical import mahalanobis, safe_inverse
+from ..io.memory import format_size, plan_windows
+from ..io.products.wavelengths import band_summary, describe, wavelength_metadata
+from ..io.reader import RasterSource, no_valid_pixel
+from ..io.styles import binary_qml, score_qml, write_qml
+from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..progress import Progress, SubProgress
+from .budget import gdal_cache, window_budget
+from .scores import ScoreRaster, binarize_raster, objects_of_raster, style_range_of_raster, threshold_of_raster
+from .statistics import Moments
+
+IN_MEMORY_PER_BAND = 8  # bytes per pixel and band of the in-memory RX: the float32 cube and its valid pixels' copy
+IN_MEMORY_PER_PIXEL = 40  # its masks, float64 scores and float32 normalised score
+WINDOW_PER_BAND = 32  # a window: the read, the float32 cube, its valid pixels, their float64 centred copy and product
+WINDOW_PER_PIXEL = 64
+
+Read = Callable[..., tuple]  # (row, col, rows, cols) -> (cube (rows, cols, bands) float32, valid (rows, cols))
+
+
+def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
+    return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
+
+
+def windows(plan: list, progress: Progress, message: str):
+    """The planned windows (row, col, rows, cols), reporting progress (and honouring a cancel) at each."""
+    for i, window in enumerate(plan):
+        progress.update("detecting", i / len(plan), message)
+        yield window
+    progress.update("detecting", 1.0, message)
+
+
+def source_moments(src: RasterSource, plan: list, progress: Progress, message: str) -> tuple:
+    """(the source, the Moments of its valid pixels). Bands that hold no valid pixel
+    are dropped, as read_cube drops them (then the pass is made again without them)."""
+    while True:
+        m = Moments(len(src.band_numbers))
+        seen = np.zeros(len(src.band_numbers), dtype=bool)
+        for window in windows(plan, progress, message):
+            values = src.read_values(*window)
+            finite = np.isfinite(values)
+            seen |= finite.any(axis=(0, 1))
+            m.add(values[finite.all(axis=2)])
+        if seen.all() or not seen.any():
+            return src, m
+        empty = np.flatnonzero(~seen).tolist()
+        progress.log(f"Dropped {describe(src.band_numbers, src.wavelengths, empty)}: nodata everywhere.")
+        keep = [b for b, ok in zip(src.band_numbers, seen) if ok]
+        src.close()
+        src = RasterSource(src.path, keep)
+
+
+def describe_bands(src: RasterSource) -> str:
+    """The run log's line on the bands used (products.wavelengths.band_summary)."""
+    return band_summary(SimpleNamespace(shape=(src.height, src.width, len(src.band_numbers)),
+                                        wavelengths=src.wavelengths, kind=""))
+
+
+def write_scores(read: Read, plan: list, stats: Moments, writer: RasterWriter, progress: Progress,
+                 message: str) -> tuple:
+    """Write each window's RX scores (invalid pixels: the writer's nodata); returns their (min, max)."""
+    inv = safe_inverse(stats.covariance())
+    lo, hi = math.inf, -math.inf
+    for window in windows(plan, progress, message):
+        cube, valid = read(*window)
+        block = np.full(valid.shape, writer.nodata, dtype=writer.dtype)
+        if valid.any():
+            scores = mahalanobis(cube[valid], stats.mean, inv)
+            block[valid] = scores
+            lo, hi = min(lo, float(scores.min())), max(hi, float(scores.max()))
+        writer.write(block, window[0], window[1])
+    return lo, hi
+
+
+def normalise(raw: ScoreRaster, lo: float, hi: float, writer: RasterWriter) -> tuple:
+    """Write (v - lo) / (hi - lo) of the valid raw scores as float32 (classical.minmax_normalise);
+    returns the (min, max) written."""
+    smin, smax = math.inf, -math.inf
+    for r, values, valid in raw.windows():
+        block = np.full(valid.shape, SCORE_NODATA, dtype=np.float32)
+        out = np.zeros(int(valid.sum()), dtype=np.float32)
+        out[:] = ((values[valid] - lo) / (hi - lo)) if hi > lo else 0.0
+        block[valid] = out
+        if out.size:
+            smin, smax = min(smin, float(out.min())), max(smax, float(out.max()))
+        writer.write(block, r, 0)
+    return smin, smax
+
+
+def stream_rx_anomaly(src: RasterSource, txn, limit: int, *, threshold: str, threshold_value: Optional[float],
+                      top_fraction: Optional[float], false_alarm_rate: float, min_object_size: int, metadata: dict,
+                      progress: Progress) -> dict:
+    """RX of the scene read window by window into the transaction's 'score' (and 'binary' and
+    'objects') outputs."""
+    rows, cols, nb = src.height, src.width, len(src.band_numbers)
+    budget = window_budget(limit, src.block_bytes)
+    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
+                 f"streaming RX in {len(plan)} windows.")
+    info = {"streamed": True, "windows": len(plan)}
+    with gdal_cache(limit, src.block_bytes):
+        src, stats = source_moments(src, plan, SubProgress(progress, 0.0, 0.4), "RX statistics")
+        try:
+            return _rx_passes(src, stats, plan, budget, txn, info, threshold, threshold_value, top_fraction,
+                              false_alarm_rate, min_object_size, metadata, progress)
+        finally:
+            src.close()
+
+
+def _rx_passes(src, stats, plan, budget, txn, info, threshold, threshold_value, top_fraction, false_alarm_rate,
+               min_object_size, metadata, progress) -> dict:
+    if stats.n == 0:
+        raise no_valid_pixel(src.path)
+    progress.log(describe_bands(src))
+    metadata = {**metadata, **wavelength_metadata(src)}
+    info["bands"] = len(src.band_numbers)
+    info["valid_pixels"] = stats.n
+    raw_path = txn.scratch("score", "raw.tif")
+    with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
+        lo, hi = write_scores(src.read, plan, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
+    progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
+    raw = ScoreRaster(raw_path, budget, progress)
+    with RasterWriter(txn.path("score"), src.georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
+                      metadata=metadata) as w:
+        normalise(raw, lo, hi, w)
+    raw.close()
+    score = ScoreRaster(txn.path("score"), budget, progress)
+    write_qml(txn.path("score"), score_qml(*style_range_of_raster(score, budget), "anomaly score"),
+              txn.path("score", "qml"))
+    if "binary" in txn.outputs or "objects" in txn.outputs:
+        progress.update("writing", 0.4, "thresholding", force=True)
+        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
+        info.update({"threshold": t, "threshold_method": threshold})
+        if "binary" in txn.outputs:
+            with RasterWriter(txn.path("binary"), src.georef, dtype="uint8", nodata=CLASS_NODATA,
+                              band_names=["anomaly"], metadata=metadata) as w:
+                info["detected_pixels"] = binarize_raster(score, w, t)
+            write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
+        if "objects" in txn.outputs:
+            info["objects"] = objects_of_raster(txn, txn.path("score"), t, src.georef, layer_name="detected_objects",
+                                                score_name="score", min_size=min_object_size)
+    score.close()
+    return info

@@ -1,0 +1,209 @@
+"""Passes over a one-band score raster already written: its range, its threshold, its binary map.
+
+The thresholds equal those of thresholds.py on the whole score: Otsu's and the minimum-error
+threshold from the same 1024-bin histogram (summed over windows), k-means with each
+iteration's class means summed over windows, and the top fraction's quantile by exact
+selection of the two order statistics numpy's linear quantile interpolates between.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..errors import HsiDetectError
+from ..io.gdal_utils import gdal as _gdal
+from ..io.memory import window_rows
+from ..io.writer import CLASS_NODATA, RasterWriter
+from ..io.objects import write_detected_objects
+from ..thresholds import DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, min_error_from_histogram, otsu_from_histogram
+
+BINS = 1024  # as thresholds.py
+SELECT_BINS = 4096
+
+
+class ScoreRaster:
+    """A one-band raster read back in windows of rows; its valid pixels are the finite ones
+    that are not its nodata value."""
+
+    def __init__(self, path: str, budget: int, progress=None):
+        self._ds = _gdal().Open(path)
+        self._band = self._ds.GetRasterBand(1)
+        self.height, self.width = self._ds.RasterYSize, self._ds.RasterXSize
+        self.nodata = self._band.GetNoDataValue()
+        block = self._band.GetBlockSize()[1]
+        self.step = window_rows(self.width * 24, budget, self.height, block)
+        self.progress = progress
+
+    def windows(self, message: str = ""):
+        """(row, values float64 (rows, cols), valid (rows, cols)) for each window."""
+        for r in range(0, self.height, self.step):
+            if self.progress is not None:
+                self.progress.check()
+            n = min(self.step, self.height - r)
+            values = self._band.ReadAsArray(0, r, self.width, n).astype(np.float64)
+            valid = np.isfinite(values)
+            if self.nodata is not None and math.isfinite(self.nodata):
+                valid &= values != self.nodata
+            yield r, values, valid
+
+    def values(self):
+        for _, values, valid in self.windows():
+            yield values[valid]
+
+    def summary(self):
+        """(count, minimum, maximum) of the valid values."""
+        n, lo, hi = 0, math.inf, -math.inf
+        for v in self.values():
+            if v.size:
+                n += v.size
+                lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+        return n, lo, hi
+
+    def histogram(self, lo: float, hi: float, bins: int = BINS):
+        hist = np.zeros(bins, dtype=np.int64)
+        for v in self.values():
+            hist += np.histogram(v, bins=bins, range=(lo, hi))[0]
+        return hist, np.histogram(np.empty(0), bins=bins, range=(lo, hi))[1]
+
+    def close(self):
+        self._band = None
+        self._ds = None
+
+
+def threshold_of_raster(raster: ScoreRaster, method: str, value: Optional[float] = None,
+                        fraction: Optional[float] = None, budget: int = 64 << 20,
+                        rate: Optional[float] = None) -> float:
+    """The threshold ``method`` gives on the raster's valid values (see thresholds.choose_threshold)."""
+    if method == "value":
+        return float(value)
+    n, lo, hi = raster.summary()
+    if n == 0:
+        raise HsiDetectError("No valid score to threshold.")
+    if method == "false-alarm":
+        def root(x):
+            return math.sqrt(max(x - lo, 0.0))
+
+        cap = max(1 << 16, budget // 16)
+        median, q90 = (_quantile(raster, q, n, lo, hi, cap, root) for q in (0.5, 0.9))
+        return false_alarm_cut(lo, median, q90, DEFAULT_FALSE_ALARM_RATE if rate is None else rate)
+    if method == "fraction":
+        if not 0 < fraction < 1:
+            raise HsiDetectError(f"The top fraction must lie between 0 and 1 (got {fraction}).")
+        return _quantile(raster, 1.0 - fraction, n, lo, hi, max(1 << 16, budget // 16))
+    if hi <= lo:
+        return float(hi)
+    if method == "otsu":
+        return otsu_from_histogram(*raster.histogram(lo, hi))
+    if method == "min-error":
+        return min_error_from_histogram(*raster.histogram(lo, hi))
+    if method == "kmeans":
+        return _kmeans(raster, lo, hi)
+    raise HsiDetectError(f"Unknown threshold method '{method}'.")
+
+
+def _kmeans(raster: ScoreRaster, c0: float, c1: float, iterations: int = 100) -> float:
+    for _ in range(iterations):
+        t = (c0 + c1) / 2
+        s0 = s1 = 0.0
+        k0 = k1 = 0
+        for v in raster.values():
+            low = v <= t
+            s0 += float(v[low].sum())
+            k0 += int(low.sum())
+            s1 += float(v[~low].sum())
+            k1 += v.size - int(low.sum())
+        if k0 == 0 or k1 == 0:
+            break
+        n0, n1 = s0 / k0, s1 / k1
+        if n0 == c0 and n1 == c1:
+            break
+        c0, c1 = n0, n1
+    return float((c0 + c1) / 2)
+
+
+def style_range_of_raster(raster: ScoreRaster, budget: int = 64 << 20) -> tuple:
+    """io.writer.style_range of the raster's valid values: their 2nd and 98th percentiles."""
+    n, lo, hi = raster.summary()
+    if n == 0:
+        return 0.0, 1.0
+    cap = max(1 << 16, budget // 16)
+    low, high = (_quantile(raster, q, n, lo, hi, cap) for q in (0.02, 0.98))
+    return (low, high) if high > low else (lo, hi)
+
+
+def _quantile(raster: ScoreRaster, q: float, n: int, lo: float, hi: float, cap: int, transform=None) -> float:
+    """numpy's linear quantile of the valid values (of ``transform`` of them, a monotonic
+    increasing function), from the two order statistics around it."""
+    virtual = (n - 1) * q  # numpy's virtual index for its default method, linear
+    below = min(max(math.floor(virtual), 0), n - 1)
+    above = min(below + 1, n - 1)
+    gamma = virtual - math.floor(virtual)
+    a, b = _select(raster, (below, above), lo, hi, cap) if above > below else 2 * _select(raster, (below,), lo, hi, cap)
+    if transform is not None:
+        a, b = transform(a), transform(b)
+    diff = b - a
+    return float(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+
+
+def _select(raster: ScoreRaster, ranks: tuple, a: float, b: float, cap: int, closed: bool = True,
+            skipped: int = 0) -> tuple:
+    """The values at the given 0-based ranks (one, or two adjacent) among the values in [a, b)
+    ([a, b] when closed), ``skipped`` values lying below a: narrowing the interval by histograms
+    until it holds few enough values to sort."""
+    def inside(v):
+        return (v >= a) & ((v < b) | (closed & (v == b)))
+
+    while True:
+        if np.nextafter(a, math.inf) >= b:  # as narrow as float64 allows: only a (and b when closed) remain
+            at_a = sum(int((v == a).sum()) for v in raster.values())
+            return tuple(a if r - skipped < at_a else b for r in ranks)
+        edges = np.linspace(a, b, SELECT_BINS + 1)
+        hist = np.zeros(SELECT_BINS, dtype=np.int64)
+        for v in raster.values():
+            w = v[inside(v)]
+            idx = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, SELECT_BINS - 1)
+            hist += np.bincount(idx, minlength=SELECT_BINS)
+        cum = np.cumsum(hist) + skipped
+        bins = [int(np.searchsorted(cum, r, side="right")) for r in ranks]
+        if bins[0] != bins[-1]:  # the two ranks lie in different bins: one at a time
+            return tuple(_select(raster, (r,), float(edges[k]), float(edges[k + 1]), cap,
+                                 closed and k == SELECT_BINS - 1, int(cum[k - 1]) if k else skipped)[0]
+                         for r, k in zip(ranks, bins))
+        k = bins[0]
+        below = int(cum[k - 1]) if k else skipped
+        count = int(cum[k]) - below
+        a, b, closed, skipped = float(edges[k]), float(edges[k + 1]), closed and k == SELECT_BINS - 1, below
+        if count <= cap:
+            kept = np.sort(np.concatenate([v[inside(v)] for v in raster.values()]))
+            return tuple(float(kept[r - skipped]) for r in ranks)
+
+
+def binarize_raster(raster: ScoreRaster, writer: RasterWriter, threshold: float) -> int:
+    """Write 1 above the threshold, 0 at or below it, 255 where invalid (thresholds.binarize);
+    returns the count of 1s."""
+    marked = 0
+    for r, values, valid in raster.windows():
+        classes = (values > threshold).astype(np.uint8)
+        classes[~valid] = CLASS_NODATA
+        marked += int((classes == 1).sum())
+        writer.write(classes, r, 0)
+    return marked
+
+
+def objects_of_raster(txn, score_path: str, threshold: float, georef, *, layer_name: str, score_name: str,
+                      min_size: int) -> int:
+    """Write the transaction's 'objects' layer from a written score raster cut at ``threshold``;
+    returns the number of objects. Objects are regions of the whole map, so the score map is read
+    whole: one map (a few bytes per pixel), never the cube."""
+    ds = _gdal().Open(score_path)
+    band = ds.GetRasterBand(1)
+    score = band.ReadAsArray().astype(np.float64)
+    nodata = band.GetNoDataValue()
+    ds = None
+    valid = np.isfinite(score) if nodata is None else np.isfinite(score) & (score != nodata)
+    found = write_detected_objects(txn.path("objects"), valid & (score > threshold), score, georef, min_size=min_size,
+                                   layer_name=layer_name, score_name=score_name, style=txn.path("objects", "qml"))
+    return found["objects"]
