@@ -9,14 +9,12 @@ from . import __version__
 from .classical import minmax_normalise, rx_scores
 from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
-from .io.memory import memory_limit as resolve_memory_limit
-from .io.objects import check_objects_output
 from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.reader import read_cube, streamed_source
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
 from .io.writer import write_score
-from .parameters import (ANOMALY_THRESHOLD, BS3LNET, check_run_options, check_threshold, refuse_network_options,
-                         resolve)
+from .parameters import ANOMALY_THRESHOLD
+from .preflight import check_run
 from .progress import Progress
 from .streaming.rx import in_memory_bytes as rx_in_memory_bytes, stream_rx_anomaly
 from .thresholds import DEFAULT_FALSE_ALARM_RATE
@@ -43,15 +41,10 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
-    if method == "bs3lnet":
-        params = resolve(BS3LNET, params)
-        seed = check_run_options(seed, device)
-    else:
-        refuse_network_options(method, "bs3lnet", params, model, save_model)
-    check_threshold(threshold, threshold_value, top_fraction, false_alarm_rate)
-    if objects:
-        check_objects_output(objects, min_object_size)
-    limit = resolve_memory_limit(memory_limit)
+    params, seed, limit = check_run(method, "bs3lnet", params, seed=seed, device=device, model=model,
+                                    save_model=save_model, threshold=threshold, threshold_value=threshold_value,
+                                    top_fraction=top_fraction, false_alarm_rate=false_alarm_rate, objects=objects,
+                                    min_object_size=min_object_size, memory_limit=memory_limit)
     started = time.perf_counter()
     inputs = [input_path] + ([model] if model else [])
     requested = {"score": (output, RASTER), "binary": (binary, RASTER), "objects": (objects, LAYER),

@@ -12,14 +12,12 @@ from . import __version__
 from .classical import cva_magnitude, rx_scores
 from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
-from .io.memory import memory_limit as resolve_memory_limit
-from .io.objects import check_objects_output
 from .io.pairs import read_pair, read_training_mask, streamed_pair
 from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
 from .io.writer import write_score
-from .parameters import (CHANGE_THRESHOLD, HYPERNET, check_run_options, check_threshold, refuse_network_options,
-                         resolve)
+from .parameters import CHANGE_THRESHOLD
+from .preflight import check_run
 from .progress import Progress
 from .scaling import scale_on_own_statistics
 from .streaming.cva import in_memory_bytes as cva_in_memory_bytes, stream_cva
@@ -48,15 +46,10 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     progress = progress or Progress()
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
-    if method == "hypernet":
-        params = resolve(HYPERNET, params)
-        seed = check_run_options(seed, device)
-    else:
-        refuse_network_options(method, "hypernet", params, model, save_model)
-    check_threshold(threshold, threshold_value, top_fraction, false_alarm_rate)
-    if objects:
-        check_objects_output(objects, min_object_size)
-    limit = resolve_memory_limit(memory_limit)
+    params, seed, limit = check_run(method, "hypernet", params, seed=seed, device=device, model=model,
+                                    save_model=save_model, threshold=threshold, threshold_value=threshold_value,
+                                    top_fraction=top_fraction, false_alarm_rate=false_alarm_rate, objects=objects,
+                                    min_object_size=min_object_size, memory_limit=memory_limit)
     started = time.perf_counter()
     inputs = [t1_path, t2_path] + [p for p in (model, training_mask) if p]
     requested = {"change": (output, RASTER), "anomalous_change": (anomalous, RASTER), "binary": (binary, RASTER),
@@ -78,6 +71,10 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                                           min_object_size=min_object_size, metadata=meta, progress=progress))
             commit(txn, summary, progress)
             return finished(summary, progress, started)
+        progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)
+        pair = read_pair(t1_path, t2_path, bands, grid, progress, wavelengths=wavelengths, bad_bands=bad_bands,
+                         mask_clouds=mask_clouds)
+        progress.log(band_summary(pair.t1))
         meta.update(wavelength_metadata(pair.t1))
         valid = pair.valid
         rows, cols, nb = pair.t1.shape

@@ -68,7 +68,7 @@ def _common(p: argparse.ArgumentParser):
 
 
 def _memory_option(p: argparse.ArgumentParser):
-    p.add_argument("--memory-limit", type=_memory_size, metavar="SIZE",
+    p.add_argument("--memory-limit", type=_memory_size_text, metavar="SIZE",
                    help=f"{MEMORY_LIMIT.help} (default: automatic)".replace("%", "%%"))
 
 
@@ -124,31 +124,28 @@ def _shown(value) -> str:
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
-def _band_list(text: str) -> str:
-    """The typed list, its syntax checked; it is checked against the band count once the image is open."""
-    try:
-        parse_band_ranges(text)
-        return text
-    except HsiDetectError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _checked(parse, keep_text: bool = False):
+    """An argparse type from an engine parser: its HsiDetectError becomes argparse's usage error;
+    ``keep_text``: the text itself is kept (checked again once the image or the machine is known)."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except HsiDetectError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text if keep_text else value
+
+    return convert
 
 
-def _memory_size(text: str) -> str:
-    """The typed size, checked; the pipeline turns it into bytes."""
+def _memory_size(text: str):
     from .io.memory import parse_memory_size
 
-    try:
-        parse_memory_size(text)
-        return text
-    except HsiDetectError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse_memory_size(text)
 
 
-def _wavelength_ranges(text: str) -> list:
-    try:
-        return parse_ranges(text)
-    except HsiDetectError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_band_list = _checked(parse_band_ranges, keep_text=True)
+_memory_size_text = _checked(_memory_size, keep_text=True)
+_wavelength_ranges = _checked(parse_ranges)
 
 
 def _parse_bool(text: str) -> bool:
@@ -275,6 +272,28 @@ def _print_summary(result: dict):
     print(", ".join(x for x in extra if x))
 
 
+def exit_for(exc: Exception, debug: bool, fail) -> int:
+    """The exit status (through ``fail(kind, message, code)``) of a run that raised ``exc``: one
+    sentence for what the user can mend, one line naming a bug (its traceback with --debug)."""
+    if isinstance(exc, Cancelled):
+        return fail("cancelled", str(exc), EXIT_CANCELLED)
+    if debug:
+        raise exc
+    if isinstance(exc, HsiDetectError):
+        return fail("input", str(exc), EXIT_ERROR)
+    if isinstance(exc, MemoryError):
+        return fail("memory", "Out of memory. Select fewer bands, process a smaller area, or use a machine with "
+                              "more memory.", EXIT_ERROR)
+    error = disk_error(exc, final_name(getattr(exc, "filename", None) or "an output"))
+    if error is not None:  # a full disk or a refused write, even where the library did not say so plainly
+        return fail("input", str(error), EXIT_ERROR)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "out of memory" in text.lower():
+        return fail("memory", f"Out of memory on the device ({text}). Try --device cpu or fewer bands.", EXIT_ERROR)
+    return fail("internal", f"internal error: {type(exc).__name__}: {text} (run with --debug for the traceback)",
+                EXIT_INTERNAL)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -303,28 +322,8 @@ def main(argv=None) -> int:
 
     try:
         result = _dispatch(args, progress)
-    except Cancelled as exc:
-        return fail("cancelled", str(exc), EXIT_CANCELLED)
-    except HsiDetectError as exc:
-        if args.debug:
-            raise
-        return fail("input", str(exc), EXIT_ERROR)
-    except MemoryError:
-        if args.debug:
-            raise
-        return fail("memory", "Out of memory. Select fewer bands, process a smaller area, or use a machine with "
-                              "more memory.", EXIT_ERROR)
-    except Exception as exc:  # a bug: say so in one line, the traceback with --debug
-        if args.debug:
-            raise
-        error = disk_error(exc, final_name(getattr(exc, "filename", None) or "an output"))
-        if error is not None:  # a full disk or a refused write, even where the library did not say so plainly
-            return fail("input", str(error), EXIT_ERROR)
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        if "out of memory" in text.lower():
-            return fail("memory", f"Out of memory on the device ({text}). Try --device cpu or fewer bands.", EXIT_ERROR)
-        return fail("internal", f"internal error: {type(exc).__name__}: {text} (run with --debug for the traceback)",
-                    EXIT_INTERNAL)
+    except Exception as exc:
+        return exit_for(exc, args.debug, fail)
     if bar is not None:
         bar.close()
     if args.json_progress:

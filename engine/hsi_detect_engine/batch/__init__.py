@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from ..errors import Cancelled, HsiDetectError
+from ..errors import HsiDetectError
 from .jobs import ALL_PARAM_NAMES, THRESHOLDS, jobs_from_glob, read_job_list
 
 EXIT_OK = 0
@@ -79,7 +79,8 @@ def add_parser(sub, common) -> argparse.ArgumentParser:
     r = b.add_argument_group("engine options for every job (where its cell is empty)")
     r.add_argument("--method", help="bs3lnet or rx for anomaly, hypernet or cva for change")
     r.add_argument("--bands", help="1-based bands to use, e.g. 1-50,60")
-    r.add_argument("--threshold", choices=THRESHOLDS, help="how the binary map is thresholded (default: otsu)")
+    r.add_argument("--threshold", choices=THRESHOLDS, help="how the binary map is thresholded (default: false-alarm "
+                                                            "for anomaly jobs, otsu for change jobs)")
     r.add_argument("--threshold-value", type=float)
     r.add_argument("--top-fraction", type=float)
     r.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -195,7 +196,7 @@ class _Reporter:
 
 def main(args) -> int:
     """Run ``hsi-detect batch`` from parsed arguments; returns the exit status."""
-    from ..cli import EXIT_CANCELLED, EXIT_ERROR, EXIT_INTERNAL
+    from ..cli import EXIT_CANCELLED, EXIT_ERROR, exit_for
 
     reporter = _Reporter(args.json_progress)
     stop = threading.Event()
@@ -234,18 +235,8 @@ def main(args) -> int:
                             n_jobs=args.parallel, threads_per_job=args.threads_per_job,
                             memory_limit=args.memory_limit, gpus_per_job=args.gpus_per_job, force=args.force,
                             on_event=reporter, should_stop=stop.is_set)
-    except Cancelled as exc:
-        return fail("cancelled", str(exc), EXIT_CANCELLED)
-    except HsiDetectError as exc:
-        if args.debug:
-            raise
-        return fail("input", str(exc), EXIT_ERROR)
-    except Exception as exc:  # a bug: one line, the traceback with --debug
-        if args.debug:
-            raise
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        return fail("internal", f"internal error: {type(exc).__name__}: {text} (run with --debug for the traceback)",
-                    EXIT_INTERNAL)
+    except Exception as exc:
+        return exit_for(exc, args.debug, fail)
     reporter.close()
     result = {k: summary[k] for k in ("jobs", "done", "skipped", "failed", "cancelled", "manifest", "results")}
     if args.json_progress:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import HsiDetectError
-from ..parameters import BS3LNET, HYPERNET, resolve
+from ..parameters import ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, THRESHOLDS, resolve
 
 COMMANDS = {"anomaly": ("bs3lnet", "rx"), "change": ("hypernet", "cva")}
 PARAMS = {"anomaly": BS3LNET, "change": HYPERNET}
@@ -25,11 +25,11 @@ ALL_PARAM_NAMES = sorted({p.name for p in BS3LNET} | {p.name for p in HYPERNET})
 
 # Files read by a job and files written by it (columns that hold paths).
 INPUT_COLUMNS = ("input", "input2", "ground_truth", "training_mask", "model")
-OUTPUT_COLUMNS = ("output", "binary", "anomalous_change", "save_model")
+OUTPUT_COLUMNS = ("output", "binary", "anomalous_change", "objects", "save_model")
 CHANGE_ONLY = ("input2", "anomalous_change", "training_mask", "grid")
 # Run options of the engine call, with how a cell is read.
-THRESHOLDS = ("otsu", "kmeans", "min-error", "value", "fraction")
-OPTION_COLUMNS = ("bands", "threshold", "threshold_value", "top_fraction", "device", "seed", "grid")
+OPTION_COLUMNS = ("bands", "threshold", "threshold_value", "top_fraction", "false_alarm_rate", "device", "seed",
+                  "grid")
 KNOWN_COLUMNS = ("name", "command", "method") + INPUT_COLUMNS + OUTPUT_COLUMNS + OPTION_COLUMNS
 
 
@@ -56,8 +56,9 @@ class Job:
 
     def settings(self) -> dict:
         """Everything that decides the result besides the input files: resolved against the defaults."""
-        opts = {"threshold": "otsu", "device": "auto", "seed": 1, "bands": None, "threshold_value": None,
-                "top_fraction": None}
+        opts = {"threshold": ANOMALY_THRESHOLD if self.command == "anomaly" else CHANGE_THRESHOLD, "device": "auto",
+                "seed": 1, "bands": None, "threshold_value": None, "top_fraction": None,
+                "false_alarm_rate": FALSE_ALARM_RATE.default}
         if self.command == "change":
             opts["grid"] = "resample"
         opts.update(self.options)
@@ -92,7 +93,7 @@ class Job:
                 args += ["--anomalous-change", f["anomalous_change"]]
             if "training_mask" in f:
                 args += ["--training-mask", f["training_mask"]]
-        for col in ("binary", "model", "save_model"):
+        for col in ("binary", "objects", "model", "save_model"):
             if col in f:
                 args += ["--" + col.replace("_", "-"), f[col]]
         args += ["--method", self.method]
@@ -188,7 +189,7 @@ def make_job(index: int, where: str, row: dict, base: str, defaults: Optional[di
         if col not in cells:
             continue
         text = cells.pop(col)
-        if col in ("threshold_value", "top_fraction"):
+        if col in ("threshold_value", "top_fraction", "false_alarm_rate"):
             try:
                 options[col] = float(text)
             except ValueError:
