@@ -1,6 +1,6 @@
 """Binary maps of the anomaly detectors: each threshold rule against the best threshold, on every real scene.
 
-For RX and BS3LNet (default parameters, one seed) the score maps of all scenes in DATA/anomaly
+For RX and BS3LNet (default parameters, one seed) the score maps of all scenes in the benchmark's anomaly folder
 are computed once and cached under bench/work/anomaly_thresholds/. For every threshold rule
 the binary map is scored against the ground truth at pixel level (F1, Cohen's kappa,
 precision, recall, pixels flagged) and at object level (share of ground-truth objects hit,
@@ -23,8 +23,8 @@ import time
 import numpy as np
 
 from ..runner import REPO
+from ..scenes import data_folder
 
-DATA = os.environ.get("HSI_DETECT_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
 CACHE = os.path.join(REPO, "bench", "work", "anomaly_thresholds")
 OUT = os.path.join(REPO, "bench", "results", "studies", "anomaly_thresholds.md")
 SEED = 1
@@ -311,7 +311,8 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=DATA, help="folder with anomaly/*.npz (default ../shared/data)")
+    ap.add_argument("--data", default=data_folder(),
+                    help="folder with anomaly/*.npz (default: the benchmark's, $HSI_DETECT_DATA or ../shared/data)")
     ap.add_argument("--scores-only", action="store_true", help="compute and cache the score maps, write no table")
     ap.add_argument("--cached-bs3lnet", action="store_true",
                     help="train no network: use the BS3LNet score maps cached so far")

@@ -8,7 +8,7 @@ evenly spaced, 400 + (k - 1) * 2100 / 209 nm. The AVIRIS (ABU, San Diego) scenes
 bands are not documented, so they cannot be measured. The scene is written as a GeoTIFF
 with these wavelengths and run through run_anomaly with --bad-bands keep and drop.
 
-Run: python bench/studies/water_bands.py [--seeds 1 2]  (results: bench/results/studies/water_bands.md)
+Run: python -m bench.studies.water_bands [--seeds 1 2]  (results: bench/results/studies/water_bands.md)
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import tempfile
 
 import numpy as np
 
-SCENE = "/work/shared/data/anomaly/hydice-urban-80x100x162.npz"
+from ..scenes import data_folder
+
+SCENE = "anomaly/hydice-urban-80x100x162.npz"  # in the benchmark's data folder
 REMOVED = set(range(1, 5)) | {76, 87} | set(range(101, 112)) | set(range(136, 154)) | set(range(198, 211))
 
 
@@ -40,7 +42,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     args = p.parse_args(argv)
     gdal.UseExceptions()
-    data = np.load(SCENE)
+    data = np.load(os.path.join(data_folder(), SCENE))
     cube, gt = data["cube"].astype(np.float32), data["gt"]
     waves = assumed_wavelengths()
     with tempfile.TemporaryDirectory() as tmp:
