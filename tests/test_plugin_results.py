@@ -88,10 +88,14 @@ def assert_objects_style(layer):
     assert layer.labelsEnabled() and layer.labeling().settings().fieldName == "rank"
 
 
-def test_objects_layer_loads_styled_from_the_toolbox(hsidetect, tmp_path):
+def test_objects_layer_loads_styled_from_the_toolbox(hsidetect, tmp_path, monkeypatch):
     import processing
     from qgis.core import QgsProject
 
+    # As in test_loaded_outputs_are_styled_and_nodata_is_transparent: QGIS 3.40's Processing asks
+    # iface for a layer tree view that pytest-qgis's stand-in lacks; without iface it loads into
+    # the project.
+    monkeypatch.setattr("processing.gui.Postprocessing.iface", None, raising=False)
     processing.runAndLoadResults("hsidetect:rx", {"INPUT": HYDICE, "OUTPUT": str(tmp_path / "score.tif"),
                                                   "OUTPUT_BINARY": "TEMPORARY_OUTPUT",
                                                   "OUTPUT_OBJECTS": str(tmp_path / "objects.gpkg")},

@@ -216,7 +216,8 @@ def check(param: Param, value, title: str):
     """``value`` converted to the parameter's type, or an HsiDetectError naming the parameter."""
     what = f"{title} parameter {param.name}"
     if param.type is bool:
-        if not isinstance(value, bool) and type(value).__name__ != "bool_":  # numpy's bool_ is no bool subclass
+        numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
+        if not isinstance(value, bool) and not numpy_bool:  # numpy's bool (bool_ before numpy 2) is no bool subclass
             raise _error(f"{what} must be True or False (got {value!r}).")
         return bool(value)
     if param.type is str:

@@ -69,13 +69,16 @@ class RasterWriter:
                 self._ds.GetRasterBand(i + 1).WriteArray(arr[:, :, i].astype(self.dtype, copy=False), col, row)
 
     def close(self):
-        """Flush and close; then reopen the file, so that a file GDAL failed to finish is caught."""
+        """Flush and close; then read the file back, so that a file GDAL failed to finish is caught
+        (GDAL 3.10 reports a full disk met while closing a compressed GeoTIFF only as a message)."""
         if self._ds is None:
             return
         with self._failure("write"):
             self._ds.FlushCache()
             self._ds = None
-            _gdal().Open(self.path).GetRasterBand(self.bands)
+            written = _gdal().Open(self.path)
+            for band in range(1, self.bands + 1):
+                written.GetRasterBand(band).Checksum()  # reads every block: a file cut short fails here
 
     def __enter__(self):
         return self
