@@ -133,7 +133,7 @@ def test_cva_streamed_resamples_date_two_window_by_window(tmp_path):
     a, b = band(str(tmp_path / f"c{ROOMY}.tif")), band(str(tmp_path / "c4MB.tif"))
     assert np.array_equal(a == -9999, b == -9999)
     assert np.max(np.abs(a - b)) <= SCORE_TOLERANCE * np.ptp(a[a != -9999])
-    assert not gdal.ReadDir("/vsimem/")  # the warped VRT is gone
+    assert not [n for n in gdal.ReadDir("/vsimem/") or [] if n.endswith(".vrt")]  # the warped VRT is gone
 
 
 def test_evaluate_streamed_matches_the_exact_figures(tmp_path):
