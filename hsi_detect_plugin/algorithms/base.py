@@ -107,9 +107,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         The file alternative takes what QGIS cannot load as one layer: a PRISMA L2D .he5, an EMIT
         L2A .nc, an EnMAP L2A METADATA.XML, an ENVI .hdr.
         """
-        self.add(QgsProcessingParameterRasterLayer(name, description, optional=True),
+        # Both are optional to QGIS, so the labels say that one of the two is needed.
+        self.add(QgsProcessingParameterRasterLayer(name, f"{description} (a layer, or a file below)", optional=True),
                  help_text + " Give it as a layer here or as a file in the next parameter.")
-        self.add(QgsProcessingParameterFile(f"{name}_FILE", f"{description}, as a file (products)",
+        self.add(QgsProcessingParameterFile(f"{name}_FILE", f"{description} as a file (sensor products: .he5, .nc, "
+                                            "METADATA.XML, .hdr)",
                                             fileFilter=PRODUCT_FILTER, optional=True),
                  f"Instead of {name}: the file of a sensor product as downloaded, read with its wavelengths and "
                  "band flags: PRISMA L2D (.he5), EMIT L2A reflectance (.nc, orthorectified with its GLT), EnMAP "
