@@ -229,6 +229,8 @@ def test_cli_refuses_a_crafted_model_that_claims_a_huge_network_with_exit_1(tmp_
     ({"hidden": 200000}, "HyperNet parameter hidden must be between 0 and 512 (got 200000)"),
     ({"hidden": 8}, "its hidden width 8 is below 16"),
     ({"scaling": "bogus"}, "HyperNet parameter scaling must be one of none, standardize (got 'bogus')"),
+    ({"wavelengths": ["abc"] * 6}, "its wavelengths are not 6 numbers, one per band"),
+    ({"wavelengths": [500.0] * 5}, "its wavelengths are not 6 numbers, one per band"),
 ])
 def test_a_crafted_hypernet_model_is_refused_before_any_network_is_built(tmp_path, change, phrase):
     config = dict({"bands": 6, "hidden": 16, "scaling": "none"}, **change)
