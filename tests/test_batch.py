@@ -133,6 +133,8 @@ def test_four_jobs_failure_resume_and_parameter_change(tmp_path):
      "line 2: 'crop_size' is not a parameter of anomaly jobs"),
     ([{"command": "anomaly", "input": URBAN, "output": "o.tif", "iterations": "many"}],
      "line 2: iterations 'many' is not an integer"),
+    ([{"command": "anomaly", "input": URBAN, "output": "o.tif", "iterations": "-5"}],
+     "line 2: BS3LNet parameter iterations must be between 0 and 10000000 (got -5)"),
     ([{"command": "change", "input": T1, "output": "o.tif"}], "line 2: the input2 column is empty"),
     ([{"command": "anomaly", "method": "cva", "input": URBAN, "output": "o.tif"}], "unknown anomaly method 'cva'"),
     ([{"command": "anomaly", "input": URBAN, "output": "o.tif"}, {"command": "anomaly", "input": URBAN,

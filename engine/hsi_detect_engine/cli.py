@@ -16,7 +16,7 @@ import threading
 from . import __version__
 from .errors import Cancelled, HsiDetectError
 from .parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, MEMORY_LIMIT,
-                         SEED, THRESHOLD_HELP, THRESHOLDS)
+                         SEED, THRESHOLD_HELP, THRESHOLDS, parse_yes_no)
 from .progress import Progress
 from .io.bands import parse_band_ranges
 from .io.products.wavelengths import BAD_BAND_MODES, parse_ranges
@@ -149,12 +149,10 @@ _wavelength_ranges = _checked(parse_ranges)
 
 
 def _parse_bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "yes", "true", "on"):
-        return True
-    if t in ("0", "no", "false", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"'{text}' is not yes or no")
+    value = parse_yes_no(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not yes or no")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

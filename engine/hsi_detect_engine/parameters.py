@@ -206,6 +206,17 @@ MEMORY_LIMIT = Param("memory_limit", str, "", "Memory limit (e.g. 4GB; empty: au
                      "activations by it). Empty: half of the memory available when the run starts.", advanced=True)
 
 
+def parse_yes_no(text: str) -> Optional[bool]:
+    """A yes/no parameter typed as text (a command line, a job list's cell): True, False, or None
+    when the text is neither."""
+    t = str(text).strip().lower()
+    if t in ("1", "yes", "true", "on"):
+        return True
+    if t in ("0", "no", "false", "off"):
+        return False
+    return None
+
+
 def _error(message: str):
     from .errors import HsiDetectError
 

@@ -42,13 +42,23 @@ def otsu_from_histogram(hist: np.ndarray, edges: np.ndarray) -> float:
 def kmeans_threshold(values: np.ndarray, iterations: int = 100) -> float:
     """Two-cluster k-means on the scores: the midpoint of the two centres at convergence."""
     v = _finite_scores(values)
-    c0, c1 = v.min(), v.max()
-    for _ in range(iterations):
-        t = (c0 + c1) / 2
+
+    def centres(t):
         low, high = v[v <= t], v[v > t]
-        if low.size == 0 or high.size == 0:
+        return (low.mean(), high.mean()) if low.size and high.size else None
+
+    return kmeans_from_centres(v.min(), v.max(), centres, iterations)
+
+
+def kmeans_from_centres(c0: float, c1: float, centres, iterations: int = 100) -> float:
+    """Two-cluster k-means from the scores' minimum and maximum; ``centres(t)`` gives the means of
+    the scores at or below and above t (None when one side is empty), from memory or from passes
+    over a raster."""
+    for _ in range(iterations):
+        split = centres((c0 + c1) / 2)
+        if split is None:
             break
-        n0, n1 = low.mean(), high.mean()
+        n0, n1 = split
         if n0 == c0 and n1 == c1:
             break
         c0, c1 = n0, n1

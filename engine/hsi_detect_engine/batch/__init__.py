@@ -14,6 +14,7 @@ import sys
 import threading
 
 from ..errors import HsiDetectError
+from ..io.memory import parse_memory_size
 from .jobs import ALL_PARAM_NAMES, THRESHOLDS, jobs_from_glob, read_job_list
 
 EXIT_OK = 0
@@ -130,12 +131,7 @@ def _load(args):
     if args.gpus_per_job < 0:
         raise HsiDetectError("--gpus-per-job must be 0 or more.")
     if args.memory_limit:
-        from dask.utils import parse_bytes
-
-        try:
-            parse_bytes(args.memory_limit)
-        except (ValueError, TypeError):
-            raise HsiDetectError(f"--memory-limit '{args.memory_limit}' is not a size such as 4GB or 500MiB.") from None
+        parse_memory_size(args.memory_limit)  # the engine's own reading of a size, refused the same way
     return jobs, manifest, results
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import HsiDetectError
-from ..parameters import ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, THRESHOLDS, resolve
+from ..parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, THRESHOLDS, check,
+                          parse_yes_no, resolve)
 
 COMMANDS = {"anomaly": ("bs3lnet", "rx"), "change": ("hypernet", "cva")}
 PARAMS = {"anomaly": BS3LNET, "change": HYPERNET}
@@ -125,28 +126,26 @@ def _cell(value) -> Optional[str]:
     return text if text else None
 
 
-def _typed(prm, text: str, where: str):
+def _typed(prm, text: str, where: str, title: str):
+    """A parameter's cell as its value, checked against the declaration (type, bounds, choices)."""
     if prm.type is bool:
-        t = text.lower()
-        if t in ("1", "yes", "true", "on"):
-            return True
-        if t in ("0", "no", "false", "off"):
-            return False
-        raise HsiDetectError(f"{where}: {prm.name} '{text}' is not yes or no.")
-    try:
-        if prm.type is int:
-            f = float(text)  # "5.0" from a spreadsheet is 5
-            if not f.is_integer():
+        value = parse_yes_no(text)
+        if value is None:
+            raise HsiDetectError(f"{where}: {prm.name} '{text}' is not yes or no.")
+    elif prm.type is str:
+        value = text
+    else:
+        try:
+            value = float(text) if prm.type is int else prm.type(text)  # "5.0" from a spreadsheet is 5
+            if prm.type is int and not value.is_integer():
                 raise ValueError
-            value = int(f)
-        else:
-            value = prm.type(text)
-    except ValueError:
-        kind = "an integer" if prm.type is int else "a number"
-        raise HsiDetectError(f"{where}: {prm.name} '{text}' is not {kind}.") from None
-    if prm.choices and value not in prm.choices:
-        raise HsiDetectError(f"{where}: {prm.name} '{text}' is not one of {', '.join(prm.choices)}.")
-    return value
+        except ValueError:
+            kind = "an integer" if prm.type is int else "a number"
+            raise HsiDetectError(f"{where}: {prm.name} '{text}' is not {kind}.") from None
+    try:
+        return check(prm, value, title)
+    except HsiDetectError as exc:
+        raise HsiDetectError(f"{where}: {exc}") from None
 
 
 def _path(text: str, base: str) -> str:
@@ -213,7 +212,7 @@ def make_job(index: int, where: str, row: dict, base: str, defaults: Optional[di
     params = {}
     for col in list(cells):
         if col in by_name:
-            params[col] = _typed(by_name[col], cells.pop(col), where)
+            params[col] = _typed(by_name[col], cells.pop(col), where, PARAMS[command].title)
         elif col in ALL_PARAM_NAMES:
             raise HsiDetectError(f"{where}: '{col}' is not a parameter of {command} jobs "
                                  f"(those are: {', '.join(sorted(by_name))}).")

@@ -16,6 +16,7 @@ import time
 from typing import Callable, Optional
 
 from ..errors import Cancelled, HsiDetectError
+from ..io.memory import parse_memory_size
 from .manifest import Manifest
 from .task import run_job
 
@@ -140,13 +141,11 @@ def run_batch(jobs: list, *, manifest: str, results: str, scheduler: Optional[st
     """Run the jobs (skipping those the manifest shows finished), record them, write the results table.
 
     ``client``: an existing ``distributed.Client`` to use (else one is made: ``scheduler``'s, or
-    a local cluster). ``memory_limit``: bytes (or a Dask size string) per job. Returns a summary:
+    a local cluster). ``memory_limit``: bytes (or a size such as '4GB', read as the engine reads it) per job. Returns a summary:
     counts, the table rows, the results and manifest paths.
     """
-    from dask.utils import parse_bytes
-
     emit = on_event or (lambda event: None)
-    mem = parse_bytes(memory_limit) if isinstance(memory_limit, str) else memory_limit
+    mem = parse_memory_size(memory_limit) if isinstance(memory_limit, str) else memory_limit
     book = Manifest(manifest)
     keys = [job.key() for job in jobs]
     rows = [None] * len(jobs)

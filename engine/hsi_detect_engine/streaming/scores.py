@@ -18,7 +18,8 @@ from ..io.gdal_utils import gdal as _gdal
 from ..io.memory import window_rows
 from ..io.writer import CLASS_NODATA, RasterWriter
 from ..io.objects import write_detected_objects
-from ..thresholds import DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, min_error_from_histogram, otsu_from_histogram
+from ..thresholds import (DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, kmeans_from_centres, min_error_from_histogram,
+                          otsu_from_histogram)
 
 BINS = 1024  # as thresholds.py
 SELECT_BINS = 4096
@@ -86,13 +87,12 @@ def threshold_of_raster(raster: ScoreRaster, method: str, value: Optional[float]
         def root(x):
             return math.sqrt(max(x - lo, 0.0))
 
-        cap = max(1 << 16, budget // 16)
-        median, q90 = (_quantile(raster, q, n, lo, hi, cap, root) for q in (0.5, 0.9))
+        median, q90 = (_quantile(raster, q, n, lo, hi, _sort_cap(budget), root) for q in (0.5, 0.9))
         return false_alarm_cut(lo, median, q90, DEFAULT_FALSE_ALARM_RATE if rate is None else rate)
     if method == "fraction":
         if not 0 < fraction < 1:
             raise HsiDetectError(f"The top fraction must lie between 0 and 1 (got {fraction}).")
-        return _quantile(raster, 1.0 - fraction, n, lo, hi, max(1 << 16, budget // 16))
+        return _quantile(raster, 1.0 - fraction, n, lo, hi, _sort_cap(budget))
     if hi <= lo:
         return float(hi)
     if method == "otsu":
@@ -104,9 +104,8 @@ def threshold_of_raster(raster: ScoreRaster, method: str, value: Optional[float]
     raise HsiDetectError(f"Unknown threshold method '{method}'.")
 
 
-def _kmeans(raster: ScoreRaster, c0: float, c1: float, iterations: int = 100) -> float:
-    for _ in range(iterations):
-        t = (c0 + c1) / 2
+def _kmeans(raster: ScoreRaster, c0: float, c1: float) -> float:
+    def centres(t):
         s0 = s1 = 0.0
         k0 = k1 = 0
         for v in raster.values():
@@ -115,13 +114,9 @@ def _kmeans(raster: ScoreRaster, c0: float, c1: float, iterations: int = 100) ->
             k0 += int(low.sum())
             s1 += float(v[~low].sum())
             k1 += v.size - int(low.sum())
-        if k0 == 0 or k1 == 0:
-            break
-        n0, n1 = s0 / k0, s1 / k1
-        if n0 == c0 and n1 == c1:
-            break
-        c0, c1 = n0, n1
-    return float((c0 + c1) / 2)
+        return (s0 / k0, s1 / k1) if k0 and k1 else None
+
+    return kmeans_from_centres(c0, c1, centres)
 
 
 def style_range_of_raster(raster: ScoreRaster, budget: int = 64 << 20) -> tuple:
@@ -129,9 +124,13 @@ def style_range_of_raster(raster: ScoreRaster, budget: int = 64 << 20) -> tuple:
     n, lo, hi = raster.summary()
     if n == 0:
         return 0.0, 1.0
-    cap = max(1 << 16, budget // 16)
-    low, high = (_quantile(raster, q, n, lo, hi, cap) for q in (0.02, 0.98))
+    low, high = (_quantile(raster, q, n, lo, hi, _sort_cap(budget)) for q in (0.02, 0.98))
     return (low, high) if high > low else (lo, hi)
+
+
+def _sort_cap(budget: int) -> int:
+    """How many values a quantile search may load and sort at once, within the window budget."""
+    return max(1 << 16, budget // 16)
 
 
 def _quantile(raster: ScoreRaster, q: float, n: int, lo: float, hi: float, cap: int, transform=None) -> float:
