@@ -36,6 +36,19 @@ class Detector(EngineAlgorithm):
         return ["--objects", path,
                 "--min-object-size", str(self.parameterAsInt(parameters, "MIN_OBJECT_SIZE", context))]
 
+    def shared_arguments(self, parameters, context, outputs: dict) -> list:
+        """What both kinds of detector pass on besides their inputs and main maps: the binary map,
+        the objects layer, the common options and, for a network, the model to save (added to
+        ``outputs``)."""
+        args = ["--binary", outputs["OUTPUT_BINARY"]] if outputs["OUTPUT_BINARY"] else []
+        args += self.objects_arguments(parameters, outputs["OUTPUT_OBJECTS"], context)
+        args += self.common_arguments(parameters, context)
+        if self.NETWORK:
+            outputs["SAVE_MODEL"] = self.output_path(parameters, "SAVE_MODEL", context)
+            if outputs["SAVE_MODEL"]:
+                args += ["--save-model", outputs["SAVE_MODEL"]]
+        return args
+
     def common_arguments(self, parameters, context) -> list:
         args = ["--method", self.METHOD] + self.bands_arguments(parameters, context)
         args += self.wavelength_arguments(parameters, context)
@@ -82,15 +95,7 @@ class AnomalyDetector(Detector):
                    for name in ("OUTPUT", "OUTPUT_BINARY", "OUTPUT_OBJECTS")}
         args = [self.image_file(parameters, "INPUT", "Hyperspectral image", context, feedback),
                 "--output", outputs["OUTPUT"]]
-        if outputs["OUTPUT_BINARY"]:
-            args += ["--binary", outputs["OUTPUT_BINARY"]]
-        args += self.objects_arguments(parameters, outputs["OUTPUT_OBJECTS"], context)
-        args += self.common_arguments(parameters, context)
-        if self.NETWORK:
-            outputs["SAVE_MODEL"] = self.output_path(parameters, "SAVE_MODEL", context)
-            if outputs["SAVE_MODEL"]:
-                args += ["--save-model", outputs["SAVE_MODEL"]]
-        return args, outputs
+        return args + self.shared_arguments(parameters, context, outputs), outputs
 
 
 class ChangeDetector(Detector):
@@ -147,15 +152,8 @@ class ChangeDetector(Detector):
                 "--grid", self.parameterAsEnumString(parameters, "GRID", context)]
         if outputs["OUTPUT_ANOMALOUS"]:
             args += ["--anomalous-change", outputs["OUTPUT_ANOMALOUS"]]
-        if outputs["OUTPUT_BINARY"]:
-            args += ["--binary", outputs["OUTPUT_BINARY"]]
-        args += self.objects_arguments(parameters, outputs["OUTPUT_OBJECTS"], context)
-        args += self.common_arguments(parameters, context)
         if self.NETWORK:
             mask = self.optional_input_file(parameters, "TRAINING_MASK", "Training mask", context, feedback)
             if mask:
                 args += ["--training-mask", mask]
-            outputs["SAVE_MODEL"] = self.output_path(parameters, "SAVE_MODEL", context)
-            if outputs["SAVE_MODEL"]:
-                args += ["--save-model", outputs["SAVE_MODEL"]]
-        return args, outputs
+        return args + self.shared_arguments(parameters, context, outputs), outputs
