@@ -17,7 +17,7 @@ import numpy as np
 from ..classical import cva_magnitude
 from ..errors import HsiDetectError
 from ..io.model_files import load_model, save_model as write_model
-from ..io.tiles import available_memory_bytes, choose_tile
+from ..io.tiles import choose_tile
 from ..parameters import HYPERNET, MIN_CROP, resolve
 from ..progress import Progress
 from ..scaling import scale_on_own_statistics
@@ -151,7 +151,8 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
                                             p["training_fraction"], training_mask, cva)
             source = "the training mask" if training_mask is not None else f"rule {p['training_pixels']}"
             progress.log(f"Training on {int(chosen.sum())} pixels believed unchanged ({source}).")
-            crop = _crop_side(p["crop_size"], rows, cols, bands, model.hidden, dev)
+            crop = choose_tile(p["crop_size"], rows, cols, training_bytes_per_pixel(bands, model.hidden), dev,
+                               fraction=MEMORY_FRACTION, minimum=MIN_CROP)
             optimizer, loss_at, lr_at = trainer(model, x1, x2, valid, chosen, p, crop, dev, seed, progress)
             losses = train(model, optimizer, loss_at, p["epochs"], progress, lr_at, "epoch")
             info.update({"hidden": model.hidden, "scaling": scaling, "epochs": p["epochs"],
@@ -200,16 +201,6 @@ def change_score(f1: np.ndarray, f2: np.ndarray, score: str, cva: Optional[np.nd
     if score == "cosine":
         return distance
     return np.sqrt(np.maximum(distance, 0.0)) * cva
-
-
-def _crop_side(requested: int, rows: int, cols: int, bands: int, hidden: int, dev) -> Optional[int]:
-    """Side of the training crops, or None to train on the whole image."""
-    if requested:
-        side = requested
-    else:
-        budget = available_memory_bytes(dev) * MEMORY_FRACTION
-        side = max(MIN_CROP, int((budget / training_bytes_per_pixel(bands, hidden)) ** 0.5))
-    return None if side >= rows and side >= cols else side
 
 
 def _window_tensors(x1, x2, valid, chosen, window, dev):

@@ -84,14 +84,14 @@ def tile_size_for(bytes_per_pixel: float, device=None, fraction: float = 0.25, m
 
 
 def choose_tile(requested: int, rows: int, cols: int, bytes_per_pixel: float, device=None, overlap: int = 0,
-                fraction: float = 0.25, cpu_cap_bytes: Optional[int] = None) -> Optional[int]:
-    """A detector's tile side: the requested one, else the largest that fits in ``fraction``
-    of free memory (on the CPU at most ``cpu_cap_bytes``, where larger tiles are no faster);
-    None when one tile covers the whole image."""
+                fraction: float = 0.25, cpu_cap_bytes: Optional[int] = None, minimum: int = 64) -> Optional[int]:
+    """A square window's side (a detection tile, a training crop): the requested one, else the
+    largest that fits in ``fraction`` of free memory (on the CPU at most ``cpu_cap_bytes``, where
+    larger tiles are no faster), at least ``minimum``; None when one window covers the whole image."""
     if not requested:
         if cpu_cap_bytes and getattr(device, "type", "cpu") == "cpu":
             fraction = min(fraction, cpu_cap_bytes / max(available_memory_bytes(), 1))
-        requested = tile_size_for(bytes_per_pixel, device, fraction, overlap=overlap)
+        requested = tile_size_for(bytes_per_pixel, device, fraction, minimum, overlap)
     return None if requested >= rows and requested >= cols else requested
 
 
