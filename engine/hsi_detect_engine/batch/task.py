@@ -3,9 +3,10 @@
 The job is the same engine call as the command line: ``python -m hsi_detect_engine.cli
 anomaly|change ... --json-progress --cancel-on-stdin`` in a child process of the worker.
 A child process per job gives an exact peak memory (the child's own resource usage from
-wait4), a clean stop (the child cancels when its stdin closes or its parent dies, and the
-engine writes outputs to temporary files renamed into place only when complete, so a
-worker killed mid-job leaves no partial output and Dask runs the job again elsewhere),
+wait4), a clean stop (the child cancels when its stdin closes and is killed when its worker
+dies; the engine writes outputs to hidden temporary files renamed into place only when
+complete, which the next run in that folder removes, so a worker killed mid-job leaves no
+partial output and Dask runs the job again elsewhere),
 and its own number of torch threads.
 """
 
@@ -27,11 +28,13 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 def _die_with_parent():
-    """In the child before exec: ask Linux for SIGTERM (the CLI's cancel) when the worker thread dies."""
+    """In the child before exec: ask Linux to kill it when the worker thread that started it dies.
+    SIGKILL, not the CLI's cancel (SIGTERM): an orphan must stop at once wherever it is, and its
+    hidden temporaries are removed by the job's retry, which writes to the same folder."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass  # not Linux: the closed stdin still cancels the run
 
