@@ -39,6 +39,7 @@ def commit(txn: OutputTransaction, summary: dict, progress: Progress):
     """Rename every output into place (the last step that a cancel can still undo)."""
     progress.update("writing", 0.9, "moving the outputs into place", force=True)
     summary["outputs"] = txn.commit()
+    summary["scratch_bytes"] = txn.scratch_bytes
 
 
 def finished(summary: dict, progress: Progress, started: float) -> dict:
@@ -47,4 +48,5 @@ def finished(summary: dict, progress: Progress, started: float) -> dict:
     if "model" in summary["outputs"]:
         summary["saved_model"] = summary["outputs"]["model"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    summary["stage_seconds"] = {k: round(v, 3) for k, v in progress.stage_seconds.items()}
     return summary

@@ -31,6 +31,8 @@ class Progress:
         self.min_interval = min_interval
         self._last = 0.0
         self._stages = {}
+        self.stage_seconds = {}  # wall time spent in each stage so far
+        self._current = None  # (stage, monotonic time it began)
 
     def cancel(self):
         self.cancel_event.set()
@@ -50,9 +52,12 @@ class Progress:
     def update(self, stage: str, fraction: float = 0.0, message: str = "", loss: Optional[float] = None,
                force: bool = False):
         self.check()
+        now = time.monotonic()
+        if self._current is None or self._current[0] != stage:
+            self._close_stage(now)
+            self._current = (stage, now)
         if self.callback is None:
             return
-        now = time.monotonic()
         new_stage = self._stages.get(stage) is None
         if not (force or new_stage or fraction >= 1.0 or now - self._last >= self.min_interval):
             return
@@ -64,8 +69,15 @@ class Progress:
             event["loss"] = float(loss)
         self.callback(event)
 
+    def _close_stage(self, now: float):
+        if self._current is not None:
+            name, began = self._current
+            self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + now - began
+
     def finish(self, stage: str, message: str = ""):
         """The last event of a run whose outputs are in place: a cancel arriving now changes nothing."""
+        self._close_stage(time.monotonic())
+        self._current = None
         if self.callback is not None:
             self.callback({"stage": stage, "fraction": 1.0, "overall": round(self.overall(stage, 1.0), 4),
                            "message": message})

@@ -113,6 +113,7 @@ class OutputTransaction:
         self._check_paths()
         self._temps = {}  # (kind, sidecar) -> (temporary, target)
         self._scratch = []  # files a run needs only while it runs: removed at commit and at abort
+        self.scratch_bytes = 0
         for kind, (path, what) in self.outputs.items():
             for side, target in sidecars(path, what).items():
                 folder, name = os.path.split(os.path.abspath(target))
@@ -192,9 +193,11 @@ class OutputTransaction:
         return path
 
     def _remove_scratch(self):
+        """Remove the scratch files, noting their total size (``scratch_bytes``) for the run's summary."""
         for path in self._scratch:
             for p in (path, path + ".aux.xml"):
                 try:
+                    self.scratch_bytes += os.path.getsize(p)
                     os.remove(p)
                 except FileNotFoundError:
                     pass
