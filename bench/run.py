@@ -22,7 +22,9 @@ QUICK_CHANGE = ("taizhou*",)
 QUICK_BUDGET = {"bs3lnet": {"iterations": 30, "epochs": 0.0}, "hypernet": {"epochs": 5}}
 SCALING_SIZES = (100, 250, 500, 1000)
 QUICK_SCALING_SIZES = (100,)
-PARTS = ("anomaly", "change", "scaling")
+FULL_SIZES = (1000, 3000)
+FULL_LIMIT = "2GB"  # the laptop case: a scene several times larger than the memory the run may take
+PARTS = ("anomaly", "change", "scaling", "full")
 
 
 def _list(text: str) -> list:
@@ -45,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scaling-sizes", type=lambda t: [int(x) for x in _list(t)],
                    help=f"scene sides of the scaling run (default {','.join(map(str, SCALING_SIZES))}; "
                         f"quick {','.join(map(str, QUICK_SCALING_SIZES))})")
+    p.add_argument("--full-sizes", type=lambda t: [int(x) for x in _list(t)],
+                   help=f"scene sides of the full-size part (default {','.join(map(str, FULL_SIZES))}; quick: none)")
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds after which a run is stopped (default 6 h)")
     p.add_argument("--fresh", action="store_true", help="run the selected runs again even when cached")
     p.add_argument("--no-run", action="store_true", help="run nothing: write the results from the cached runs")
@@ -60,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"unknown part(s) {', '.join(sorted(unknown))}; use {', '.join(PARTS)}")
     args.seeds = args.seeds or ([1] if args.quick else [1, 2, 3])
     args.scaling_sizes = args.scaling_sizes or list(QUICK_SCALING_SIZES if args.quick else SCALING_SIZES)
+    if args.full_sizes is None:
+        args.full_sizes = [] if args.quick else list(FULL_SIZES)
     args.out = args.out or os.path.join(REPO, "bench", "results", *(["quick"] if args.quick else []))
     return args
 
@@ -91,14 +97,16 @@ def _pick(names: list, patterns) -> list:
 
 def build_plan(args, scenes: dict, overrides: dict) -> list:
     """[RunSpec] of the whole mode."""
-    from .scenes import anomaly_scenes, change_scenes, scaling_pair, scaling_scene, simulated_scenes
+    from .scenes import (anomaly_scenes, change_scenes, full_pair, full_scene, scaling_pair, scaling_scene,
+                         simulated_scenes)
 
-    def specs(section, scene, methods, count_flops=False):
+    def specs(section, scene, methods, count_flops=False, limit=""):
         out = []
         for m in methods:
-            for seed in (args.seeds if m in NETWORKS and section != "scaling" else [args.seeds[0]]):
+            one = section in ("scaling", "full") or m not in NETWORKS
+            for seed in ([args.seeds[0]] if one else args.seeds):
                 out.append(RunSpec(section, scene.name, m, seed if m in NETWORKS else 1,
-                                   tuple(sorted(overrides.get(m, {}).items())), count_flops and m in NETWORKS))
+                                   tuple(sorted(overrides.get(m, {}).items())), count_flops and m in NETWORKS, limit))
             scenes[scene.name] = scene
         return out
 
@@ -122,14 +130,23 @@ def build_plan(args, scenes: dict, overrides: dict) -> list:
         speed_pair = None if args.quick else scaling_pair(args.data, args.work, 300, bands=200)
         if speed_pair is not None:  # HyperNet's speed figure: a simulated 300 x 300 x 200 pair
             plan += specs("scaling", speed_pair, ("hypernet",), True)
+    for size in args.full_sizes:
+        scene, pair = full_scene(args.data, args.work, size), full_pair(args.data, args.work, size)
+        if scene is None or pair is None:
+            break
+        # the default limit keeps the 1000 x 1000 scenes in memory; FULL_LIMIT streams every size
+        for limit in ("", FULL_LIMIT) if size <= 1000 else (FULL_LIMIT,):
+            plan += specs("full", scene, ("rx", "bs3lnet"), True, limit)
+            plan += specs("full", pair, ("cva", "hypernet"), True, limit)
+        plan += specs("read", scene, ("read",)) + specs("read", pair, ("read",))
     return plan
 
 
 def selected(spec: RunSpec, args) -> bool:
-    part = "scaling" if spec.section == "matmul" else spec.section
+    part = {"matmul": "scaling", "read": "full"}.get(spec.section, spec.section)
     if part not in args.parts:
         return False
-    if args.methods and spec.method not in args.methods and spec.section != "matmul":
+    if args.methods and spec.method not in args.methods and spec.section not in ("matmul", "read"):
         return False
     if args.scenes and spec.section != "matmul" and not any(fnmatch.fnmatch(spec.scene, p) for p in args.scenes):
         return False
@@ -141,7 +158,7 @@ def selected(spec: RunSpec, args) -> bool:
 def run_order(todo: list) -> list:
     """Part by part, and within a part seed by seed, so that an interrupted benchmark has
     every scene of a part at least once before it repeats any with another seed."""
-    order = {"anomaly": 0, "change": 1, "matmul": 2, "scaling": 3}
+    order = {"anomaly": 0, "change": 1, "matmul": 2, "scaling": 3, "read": 4, "full": 5}
     return sorted(todo, key=lambda sk: (order[sk[0].section], sk[0].seed))
 
 
@@ -183,7 +200,8 @@ def main(argv=None) -> int:
     source["run_commits"] = sorted({r.get("commit", "")[:7] for r in records.values() if "result" in r})
     meta = {"date": machine.now(), "source": source, "machine": machine.machine_info(),
             "settings": {"quick": args.quick, "device": args.device, "threads": args.threads, "seeds": args.seeds,
-                         "overrides": overrides, "scaling_sizes": args.scaling_sizes, "data": args.data,
+                         "overrides": overrides, "scaling_sizes": args.scaling_sizes, "full_sizes": args.full_sizes,
+                         "full_limit": FULL_LIMIT, "data": args.data,
                          "command": " ".join(["python -m bench.run"] + (sys.argv[1:] if argv is None else list(argv)))}}
     from .report import _stats, build_results, write_results
 

@@ -30,17 +30,19 @@ ROC_GRID = np.unique(np.round(np.concatenate([np.logspace(-5, 0, 161), np.linspa
 
 @dataclass(frozen=True)
 class RunSpec:
-    section: str  # "anomaly", "change", "scaling" or "matmul"
+    section: str  # "anomaly", "change", "scaling", "full", "matmul" or "read"
     scene: str  # scene name ("" for matmul)
     method: str  # "rx", "bs3lnet", "cva", "hypernet" ("matmul" for the probe)
     seed: int = 1
     params: tuple = ()  # sorted (name, value) overrides of the defaults (quick mode's budget only)
     count_flops: bool = False
+    memory_limit: str = ""  # the engine's --memory-limit ("": its default)
 
     @property
     def label(self) -> str:
         seed = f" seed {self.seed}" if self.method in NETWORKS else ""
-        return f"{self.section}: {self.scene or 'device'} {self.method}{seed}"
+        limit = f" limit {self.memory_limit}" if self.memory_limit else ""
+        return f"{self.section}: {self.scene or 'device'} {self.method}{seed}{limit}"
 
 
 @dataclass
@@ -56,7 +58,10 @@ class Context:
 
 def run_key(spec: RunSpec, scene: Optional[Scene], ctx: Context) -> str:
     device = "cpu" if spec.method in ("rx", "cva") else ctx.device
-    ident = {"spec": asdict(spec), "scene": scene.identity if scene else "", "device": device,
+    fields = asdict(spec)
+    if not spec.memory_limit:
+        fields.pop("memory_limit")  # runs cached before the option existed keep their keys
+    ident = {"spec": fields, "scene": scene.identity if scene else "", "device": device,
              "threads": ctx.threads}
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -170,10 +175,12 @@ def execute(spec: RunSpec, scene: Optional[Scene], ctx: Context, on_event: Calla
     shutil.rmtree(run_dir, ignore_errors=True)
     os.makedirs(run_dir)
     device = "cpu" if spec.method in ("rx", "cva") else ctx.device
-    child = {"kind": "matmul" if spec.section == "matmul" else scene.kind, "method": spec.method,
-             "seed": spec.seed, "params": dict(spec.params), "device": device, "threads": ctx.threads,
-             "count_flops": spec.count_flops}
-    if scene is not None:
+    kind = spec.section if spec.section in ("matmul", "read") else scene.kind
+    child = {"kind": kind, "method": spec.method, "seed": spec.seed, "params": dict(spec.params), "device": device,
+             "threads": ctx.threads, "count_flops": spec.count_flops, "memory_limit": spec.memory_limit or None}
+    if kind == "read":
+        child["files"] = list(scene.inputs.values())
+    elif scene is not None:
         child.update(scene.inputs)
         child["score"] = os.path.join(run_dir, "score.tif")
         child["binary"] = os.path.join(run_dir, "binary.tif")
@@ -181,7 +188,7 @@ def execute(spec: RunSpec, scene: Optional[Scene], ctx: Context, on_event: Calla
               "shape": list(scene.shape) if scene else None, "device": device, "threads": ctx.threads,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **ctx.extra}
     record.update(launch(child, run_dir, ctx, on_event))
-    if "result" in record and scene is not None:
+    if "result" in record and scene is not None and kind != "read":
         try:
             record["metrics"] = score_outputs(child["score"], child["binary"], scene)
         except Exception as exc:  # a run whose output cannot be scored is a failed run

@@ -207,3 +207,129 @@ def scaling_pair(data_dir: str, work_dir: str, size: int, bands: Optional[int] =
 
     return _pair_scene(name, "scaling", (size, size, nb), os.path.join(work_dir, "inputs", f"{name}-{ident}"),
                        f"{name}-{ident}", build)
+
+
+# Full-size scenes: the sizes of the sensors' products, as a user's file holds them.
+FULL_BANDS = 224  # EnMAP's band count
+FULL_BLOCK = 256  # GeoTIFF tile side
+FULL_CHUNK = 1000  # side of the chunks the full-size change pair is simulated in
+
+
+def _tiled_int16(path: str, rows: int, cols: int, bands: int):
+    """An empty int16 tiled (256 x 256), pixel-interleaved, uncompressed GeoTIFF, as products are delivered."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    ds = gdal.GetDriverByName("GTiff").Create(path, cols, rows, bands, gdal.GDT_Int16,
+                                              ["TILED=YES", f"BLOCKXSIZE={FULL_BLOCK}", f"BLOCKYSIZE={FULL_BLOCK}",
+                                               "INTERLEAVE=PIXEL", "BIGTIFF=YES"])
+    ds.SetGeoTransform((500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0))
+    return ds
+
+
+def _write_rows(ds, row: int, block: np.ndarray):
+    """Write (rows, cols, bands) values at ``row``, band by band."""
+    for b in range(block.shape[2]):
+        ds.GetRasterBand(b + 1).WriteArray(np.ascontiguousarray(block[:, :, b]), 0, row)
+
+
+def _full_tiles(data_dir: str, bands: int) -> list:
+    """The mosaic's source tiles resampled to ``bands`` evenly spaced bands (int16) with their anomaly maps."""
+    from hsi_detect_engine.simulate import resample_bands
+
+    tiles = []
+    for name in MOSAIC_SOURCES:
+        with np.load(os.path.join(data_dir, "anomaly", f"{name}.npz")) as z:
+            cube = resample_bands(z["cube"].astype(np.float32), bands)
+            tiles.append((np.round(cube).astype(np.int16), z["gt"]))
+    return tiles
+
+
+def _full_strips(data_dir: str, size: int, bands: int, seed: int = 0):
+    """(row, strip (TILE, size, bands) int16, anomaly map) of the size x size mosaic, one tile row at a
+    time, so that no whole cube is ever held."""
+    tiles = _full_tiles(data_dir, bands)
+    rng = np.random.default_rng(seed)
+    n = -(-size // TILE)
+    for i in range(n):
+        strip = np.empty((TILE, n * TILE, bands), np.int16)
+        gt = np.empty((TILE, n * TILE), np.uint8)
+        for j in range(n):
+            c, g = tiles[rng.integers(len(tiles))]
+            if rng.random() < 0.5:
+                c, g = c[::-1], g[::-1]
+            if rng.random() < 0.5:
+                c, g = c[:, ::-1], g[:, ::-1]
+            strip[:, j * TILE:(j + 1) * TILE] = c
+            gt[:, j * TILE:(j + 1) * TILE] = g
+        h = min(TILE, size - i * TILE)
+        yield i * TILE, strip[:h, :size], gt[:h, :size]
+
+
+def full_scene(data_dir: str, work_dir: str, size: int, bands: int = FULL_BANDS) -> Optional[Scene]:
+    """A size x size x ``bands`` int16 tiled GeoTIFF mosaic of real scenes (bands resampled from 205),
+    written strip by strip on first use (3000 x 3000 x 224: 4 GB)."""
+    if not all(os.path.exists(os.path.join(data_dir, "anomaly", f"{n}.npz")) for n in MOSAIC_SOURCES):
+        return None
+    folder = os.path.join(work_dir, "inputs", f"full-{size}x{bands}")
+    path, gt_path = os.path.join(folder, "cube.tif"), os.path.join(folder, "gt.npy")
+
+    def make():
+        if os.path.exists(path) and os.path.exists(gt_path):
+            return
+        os.makedirs(folder, exist_ok=True)
+        gt = np.zeros((size, size), np.uint8)
+        ds = _tiled_int16(path + ".partial", size, size, bands)
+        for row, strip, g in _full_strips(data_dir, size, bands):
+            _write_rows(ds, row, strip)
+            gt[row:row + g.shape[0]] = g
+        ds = None
+        np.save(gt_path, gt)
+        os.replace(path + ".partial", path)
+
+    return Scene(f"full-{size}x{bands}", "anomaly", "full", (size, size, bands), {"input": path}, gt_path,
+                 f"full-{size}x{bands}-v1", make=make)
+
+
+def full_pair(data_dir: str, work_dir: str, size: int, bands: int = FULL_BANDS) -> Optional[Scene]:
+    """Two int16 tiled GeoTIFFs of a size x size x ``bands`` change pair: the engine's simulator applied
+    to the full-size mosaic chunk by chunk (FULL_CHUNK square chunks, each with its own seed), so that
+    no whole date is ever held."""
+    sim = simulator()
+    if sim is None or not all(os.path.exists(os.path.join(data_dir, "anomaly", f"{n}.npz")) for n in MOSAIC_SOURCES):
+        return None
+    ident = _simulator_identity(sim)
+    name = f"full-pair-{size}x{bands}"
+    folder = os.path.join(work_dir, "inputs", f"{name}-{ident}")
+    t1, t2, gt_path = (os.path.join(folder, f) for f in ("t1.tif", "t2.tif", "gt.npy"))
+
+    def make():
+        if all(os.path.exists(p) for p in (t1, t2, gt_path)):
+            return
+        os.makedirs(folder, exist_ok=True)
+        gt = np.zeros((size, size), np.uint8)
+        d1, d2 = _tiled_int16(t1 + ".partial", size, size, bands), _tiled_int16(t2 + ".partial", size, size, bands)
+        rows = _full_strips(data_dir, size, bands)
+        band, seed = None, 0
+        for row, strip, _ in rows:
+            band = strip if band is None else np.concatenate([band, strip])
+            if band.shape[0] < FULL_CHUNK and row + strip.shape[0] < size:
+                continue
+            top = row + strip.shape[0] - band.shape[0]
+            for col in range(0, size, FULL_CHUNK):
+                part = sim.simulate_change_pair(band[:, col:col + FULL_CHUNK], seed=seed)
+                seed += 1
+                for ds, date in ((d1, part.t1), (d2, part.t2)):
+                    values = np.clip(np.round(date), -32768, 32767).astype(np.int16)
+                    for b in range(bands):
+                        ds.GetRasterBand(b + 1).WriteArray(np.ascontiguousarray(values[:, :, b]), col, top)
+                gt[top:top + band.shape[0], col:col + part.gt.shape[1]] = part.gt
+                del part
+            band = None
+        d1 = d2 = None
+        np.save(gt_path, gt)
+        os.replace(t1 + ".partial", t1)
+        os.replace(t2 + ".partial", t2)
+
+    return Scene(name, "change", "full", (size, size, bands), {"t1": t1, "t2": t2}, gt_path, f"{name}-{ident}",
+                 make=make)

@@ -143,6 +143,27 @@ def measure_matmul(device: str, seconds: float = 3.0) -> dict:
     return {"matmul_flop_rate": best, "size": n, "device": str(dev), "threads": torch.get_num_threads()}
 
 
+def read_once(path: str) -> float:
+    """Seconds GDAL takes to read every value of a raster once, block row by block row into a
+    reused buffer: the reading floor of any method on that file."""
+    import numpy as np
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    ds = gdal.Open(path)
+    band = ds.GetRasterBand(1)
+    step = band.GetBlockSize()[1]
+    dtype = gdal.GetDataTypeName(band.DataType).lower()
+    started = time.perf_counter()
+    buf = None
+    for row in range(0, ds.RasterYSize, step):
+        n = min(step, ds.RasterYSize - row)
+        if buf is None or buf.shape[0] != n:
+            buf = np.empty((n, ds.RasterXSize, ds.RasterCount), dtype=np.dtype(dtype))
+        ds.ReadAsArray(0, row, ds.RasterXSize, n, buf_obj=buf, interleave="pixel")
+    return time.perf_counter() - started
+
+
 def engine_modules_used(before: dict, method: str) -> dict:
     """{engine file: hash taken before the run} of the engine modules the run imported; for
     parameters.py, the hash of this method's own parameter defaults (see machine.parameter_hashes)."""
@@ -184,18 +205,22 @@ def run(spec: dict) -> dict:
     started = time.perf_counter()
     if spec["kind"] == "matmul":
         summary = measure_matmul(spec.get("device", "auto"))
+    elif spec["kind"] == "read":
+        summary = {"read_seconds": sum(read_once(path) for path in spec["files"])}
     elif spec["kind"] == "anomaly":
         from hsi_detect_engine.anomaly import run_anomaly
 
         summary = run_anomaly(spec["input"], spec["score"], binary=spec.get("binary"), method=spec["method"],
                               device=spec.get("device", "auto"), seed=spec.get("seed", 1),
-                              params=spec.get("params") or None, progress=progress)
+                              params=spec.get("params") or None, progress=progress,
+                              memory_limit=spec.get("memory_limit"))
     elif spec["kind"] == "change":
         from hsi_detect_engine.change import run_change
 
         summary = run_change(spec["t1"], spec["t2"], spec["score"], binary=spec.get("binary"),
                              method=spec["method"], device=spec.get("device", "auto"), seed=spec.get("seed", 1),
-                             params=spec.get("params") or None, progress=progress)
+                             params=spec.get("params") or None, progress=progress,
+                             memory_limit=spec.get("memory_limit"))
     else:
         raise ValueError(f"unknown run kind {spec['kind']!r}")
     wall = time.perf_counter() - started
