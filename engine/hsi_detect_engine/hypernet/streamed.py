@@ -111,6 +111,7 @@ def stream_hypernet(pair: PairSources, txn, limit: int, params: Optional[dict], 
     _, peak = stored_channels(model, nb, next(model.parameters()).device)
     storage = int(limit * STORAGE_SHARE)
     activations = 4 * rows * cols * peak if dev.type == "cpu" and 4 * rows * cols * peak > storage else 0
+    info["activations_on_disk"] = activations > 0
     _check_scratch_space(txn, rows * cols * (4 * 2 * nb + 4 * 2 * features + 8 * (keep_cva + (pre == "angle")))
                          + activations)
     progress.log(f"{rows} x {cols} pixels x {nb} bands in two dates exceed the memory limit of {format_size(limit)} "
@@ -143,7 +144,7 @@ def stream_hypernet(pair: PairSources, txn, limit: int, params: Optional[dict], 
         hooks = network_cancel_hooks(model, progress)
         try:
             if not model_path:
-                chosen = _training_pixels(p, rule, valid, training_mask, plan, cva_path or angle_path, budget,
+                chosen = _training_pixels(p, rule, valid, training_mask, plan, angle_path or cva_path, budget,
                                           progress)
                 source = "the training mask" if training_mask else f"rule {p['training_pixels']}"
                 progress.log(f"Training on {int(chosen.sum())} pixels believed unchanged ({source}).")
