@@ -16,8 +16,12 @@ from osgeo import gdal
 from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
+from hsi_detect_engine.io.memory import plan_windows
 from hsi_detect_engine.io.model_files import load_model
+from hsi_detect_engine.io.pairs import read_pair, streamed_pair
 from hsi_detect_engine.progress import Progress
+from hsi_detect_engine.scaling import fit_scaling
+from hsi_detect_engine.streaming.cva import date_moments, standardizing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -84,15 +88,37 @@ def assert_same_outputs(mem, st):
     assert np.all(np.abs(magnitude[differ] - ms["threshold"]) <= SCORE_TOLERANCE * spread)
 
 
-def test_streamed_detection_with_a_saved_model_equals_in_memory(tmp_path):
+def test_streamed_scaling_statistics_equal_each_dates_own(tmp_path):
+    """streaming/cva.date_moments' scaling equals scale_on_own_statistics' to float32 rounding."""
+    t1, t2, _ = crop(tmp_path, 96)
+    pair = read_pair(t1, t2)
+    with streamed_pair(t1, t2, None, "resample", 1 << 20, lambda *shape: 1 << 40, lambda name: "") as sources:
+        plan = plan_windows(96, 96, 6 * 64, 96 * 20 * 6 * 64, sources.t1.block_size)
+        moments = date_moments(sources, plan, Progress())[:2]
+    for cube, m in zip((pair.t1, pair.t2), moments):
+        fit = fit_scaling(cube.data, pair.valid, "standardize")
+        for ours, theirs in zip(standardizing(m), (fit["offset"], fit["scale"])):
+            assert np.all(np.abs(ours - theirs) <= np.spacing(theirs))
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_streamed_detection_with_a_saved_model_equals_in_memory(tmp_path, shifted):
     """The in-memory run extracts the features in one whole-image pass; the streamed run by
-    tiles read from its scratch copies, with the activations in scratch files."""
+    tiles read from its scratch copies, with the activations in scratch files. Date 2 on a grid
+    shifted by half a pixel is resampled by both (the streamed run through a warped VRT)."""
     t1, t2, _ = crop(tmp_path / "in", 96)
+    if shifted:
+        ds = gdal.Open(t2, gdal.GA_Update)
+        gt = list(ds.GetGeoTransform())
+        gt[0] += gt[1] / 2
+        ds.SetGeoTransform(gt)
+        ds = None
     model = str(tmp_path / "hn.model")
     run_change(t1, t2, str(tmp_path / "train.tif"), params=FAST, device="cpu", save_model=model, memory_limit=ROOMY)
     mem = run(t1, t2, tmp_path, "memory", ROOMY, model=model)
     st = run(t1, t2, tmp_path, "streamed", TINY, model=model)
     assert mem[0]["tile_size"] == 0 and 0 < st[0]["tile_size"] < 96 and st[0]["activations_on_disk"]
+    assert mem[0]["resampled_t2"] == st[0]["resampled_t2"] == shifted
     assert_same_outputs(mem, st)
     assert hidden_files(tmp_path) == []
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
 from typing import Optional
 
@@ -110,13 +111,13 @@ def stream_hypernet(pair: PairSources, txn, limit: int, params: Optional[dict], 
     features = 2 * model.hidden
     _, peak = stored_channels(model, nb, next(model.parameters()).device)
     storage = int(limit * STORAGE_SHARE)
-    activations = 4 * rows * cols * peak if dev.type == "cpu" and 4 * rows * cols * peak > storage else 0
-    info["activations_on_disk"] = activations > 0
+    activations = 4 * rows * cols * peak if 4 * rows * cols * peak > storage else 0  # (on a GPU, where they fit)
+    info["activations_on_disk"] = activations > 0 and dev.type == "cpu"
     _check_scratch_space(txn, rows * cols * (4 * 2 * nb + 4 * 2 * features + 8 * (keep_cva + (pre == "angle")))
                          + activations)
     progress.log(f"{rows} x {cols} pixels x {nb} bands in two dates exceed the memory limit of {format_size(limit)} "
                  f"in memory: streaming HyperNet in {len(plan)} windows, the scaled dates, features"
-                 f"{' and activations' if activations else ''} in scratch files.")
+                 f"{' and activations' if info['activations_on_disk'] else ''} in scratch files.")
     georef = src.georef
     with gdal_cache(limit, 2 * block_bytes), contextlib.ExitStack() as stack:
         progress.update("preparing", 0.0, f"scaling both dates ({scaling})", force=True)
@@ -189,8 +190,6 @@ def stream_hypernet(pair: PairSources, txn, limit: int, params: Optional[dict], 
 
 def _check_scratch_space(txn, size: int):
     """Refuse before any work when the output folder's disk cannot hold the scratch files."""
-    import os
-
     folder = os.path.dirname(os.path.abspath(txn.outputs["change"][0]))
     free = shutil.disk_usage(folder).free
     if free < size:
