@@ -16,12 +16,16 @@ from osgeo import gdal
 from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
+from hsi_detect_engine.io.cube import Georef
 from hsi_detect_engine.io.memory import plan_windows
 from hsi_detect_engine.io.model_files import load_model
 from hsi_detect_engine.io.pairs import read_pair, streamed_pair
+from hsi_detect_engine.io.writer import RasterWriter
 from hsi_detect_engine.progress import Progress
 from hsi_detect_engine.scaling import fit_scaling
 from hsi_detect_engine.streaming.cva import date_moments, standardizing
+from hsi_detect_engine.streaming.scores import ScoreRaster, threshold_of_raster
+from hsi_detect_engine.thresholds import choose_threshold
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -99,6 +103,21 @@ def test_streamed_scaling_statistics_equal_each_dates_own(tmp_path):
         fit = fit_scaling(cube.data, pair.valid, "standardize")
         for ours, theirs in zip(standardizing(m), (fit["offset"], fit["scale"])):
             assert np.all(np.abs(ours - theirs) <= np.spacing(theirs))
+
+
+@pytest.mark.parametrize("transform", ["sqrt", "log"])
+@pytest.mark.parametrize("method", ["otsu", "min-error", "kmeans"])
+def test_automatic_thresholds_on_a_transformed_score_raster_equal_the_in_memory_ones(tmp_path, method, transform):
+    score = np.random.default_rng(3).lognormal(0.0, 1.5, size=(150, 130)).astype(np.float32)
+    score[:3] = -9999  # nodata
+    path = str(tmp_path / "score.tif")
+    with RasterWriter(path, Georef(150, 130), nodata=-9999) as w:
+        w.write(score)
+    expected = choose_threshold(score[3:].astype(np.float64), method, transform=transform)
+    raster = ScoreRaster(path, 40 * 130 * 24)  # several windows
+    got = threshold_of_raster(raster, method, transform=transform)
+    raster.close()
+    assert got == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("shifted", [False, True])
