@@ -12,6 +12,7 @@ from . import __version__
 from .classical import cva_magnitude, rx_scores
 from .detections import commit, finished, write_detections
 from .errors import HsiDetectError
+from .hypernet.streamed import in_memory_estimate as hypernet_in_memory
 from .io.pairs import read_pair, read_training_mask, streamed_pair
 from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
@@ -41,7 +42,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     regions as a GeoPackage polygon layer). Returns a summary dict.
 
     ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
-    CVA streams a pair whose in-memory run would not fit well inside it.
+    a pair of GDAL rasters whose in-memory run would not fit well inside it is streamed (CVA:
+    streaming/cva.py; HyperNet: hypernet/streamed.py).
     """
     progress = progress or Progress()
     if method not in METHODS:
@@ -56,9 +58,10 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                  "objects": (objects, LAYER), "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
-        streamed = streamed_pair(t1_path, t2_path, bands, grid, limit, cva_in_memory_bytes,
+        estimate = cva_in_memory_bytes if method == "cva" else hypernet_in_memory(params, training=not model)
+        streamed = streamed_pair(t1_path, t2_path, bands, grid, limit, estimate,
                                  lambda name: txn.scratch("change", name), progress, wavelengths=wavelengths,
-                                 bad_bands=bad_bands) if method == "cva" else None
+                                 bad_bands=bad_bands)
         if streamed is not None:
             with streamed:
                 rows, cols, nb = streamed.t1.height, streamed.t1.width, len(streamed.t1.band_numbers)
@@ -66,9 +69,17 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                                  "objects": rows * cols})
                 summary = {"method": method, "rows": rows, "cols": cols, "bands": nb,
                            "resampled_t2": streamed.resampled, "device": "cpu"}
-                summary.update(stream_cva(streamed, txn, limit, threshold=threshold, threshold_value=threshold_value,
-                                          top_fraction=top_fraction, false_alarm_rate=false_alarm_rate,
-                                          min_object_size=min_object_size, metadata=meta, progress=progress))
+                common = dict(threshold=threshold, threshold_value=threshold_value, top_fraction=top_fraction,
+                              false_alarm_rate=false_alarm_rate, min_object_size=min_object_size, metadata=meta,
+                              progress=progress)
+                if method == "cva":
+                    summary.update(stream_cva(streamed, txn, limit, **common))
+                else:
+                    from .hypernet.streamed import stream_hypernet
+
+                    summary.update(stream_hypernet(streamed, txn, limit, params, training_mask=training_mask,
+                                                   device=device, seed=seed, model_path=model,
+                                                   save_model=bool(save_model), **common))
             commit(txn, summary, progress)
             return finished(summary, progress, started)
         progress.update("reading", 0.0, f"reading {t1_path} and {t2_path}", force=True)

@@ -65,16 +65,24 @@ def mahalanobis(pixels: np.ndarray, mean: np.ndarray, inv: np.ndarray, progress=
 
 def cva_magnitude(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Change vector magnitude between the two dates, each standardised on its own."""
-    d = scale_on_own_statistics(t2, valid) - scale_on_own_statistics(t1, valid)
-    mag = np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
+    mag = vector_length(scale_on_own_statistics(t2, valid) - scale_on_own_statistics(t1, valid))
     mag[~valid] = 0.0
     return mag
 
 
+def vector_length(d: np.ndarray) -> np.ndarray:
+    """The length (float64) of each pixel's vector of a (rows, cols, bands) array."""
+    return np.sqrt(np.einsum("ijk,ijk->ij", d, d, dtype=np.float64))
+
+
 def spectral_angle(t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Spectral angle (radians) between the two dates' standardised spectra at each pixel."""
-    a = scale_on_own_statistics(t1, valid).astype(np.float64)
-    b = scale_on_own_statistics(t2, valid).astype(np.float64)
+    return angle_between(scale_on_own_statistics(t1, valid), scale_on_own_statistics(t2, valid), valid)
+
+
+def angle_between(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Angle (radians, float64) between two (rows, cols, bands) arrays' spectra at each pixel; 0 where invalid."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
     dot = np.einsum("ijk,ijk->ij", a, b)
     norm = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
     ang = np.arccos(np.clip(np.divide(dot, norm, out=np.ones_like(dot), where=norm > 0), -1.0, 1.0))

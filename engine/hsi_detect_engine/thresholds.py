@@ -144,15 +144,22 @@ AUTOMATIC = {"otsu": otsu_threshold, "kmeans": kmeans_threshold, "min-error": mi
 def _transform(values: np.ndarray, transform: str):
     """(transformed values, inverse) for thresholding a heavy-tailed score on a tamer scale."""
     v = np.asarray(values, dtype=np.float64)
+    lo, hi = (float(np.min(v)), float(np.max(v))) if v.size else (0.0, 1.0)
+    forward, inverse = score_transform(transform, lo, hi)
+    return forward(v), inverse
+
+
+def score_transform(transform: str, lo: float, hi: float) -> tuple:
+    """(forward, inverse) of a score transform for scores between ``lo`` and ``hi``: the same
+    functions for scores in memory and for a score raster read by windows."""
     if transform == "none":
-        return v, lambda t: t
+        return (lambda v: v), (lambda t: t)
     if transform == "sqrt":
-        return np.sqrt(np.maximum(v, 0.0)), lambda t: t * t
+        return (lambda v: np.sqrt(np.maximum(v, 0.0))), (lambda t: t * t)
     if transform == "log":
-        lo = float(np.min(v)) if v.size else 0.0
-        eps = 1e-12 * max(float(np.max(np.abs(v))) if v.size else 1.0, 1e-30)
+        eps = 1e-12 * max(abs(lo), abs(hi), 1e-30)
         shift = eps - min(lo, 0.0)
-        return np.log(v + shift), lambda t: float(np.exp(t)) - shift
+        return (lambda v: np.log(v + shift)), (lambda t: float(np.exp(t)) - shift)
     raise HsiDetectError(f"Unknown score transform '{transform}'. Use one of: {', '.join(TRANSFORMS)}.")
 
 

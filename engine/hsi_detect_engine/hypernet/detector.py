@@ -44,8 +44,10 @@ def build_network(bands: int, p: dict):
 
 
 def trainer(model, x1, x2, valid, chosen, p: dict, crop: Optional[int], dev, seed: int, progress: Progress):
-    """The optimiser, loss_at(epoch) and lr_at(epoch) for ``training.train``: each epoch is a
-    forward and backward pass of both dates, whole or one random crop of both."""
+    """The optimiser, loss_at(epoch) and lr_at(epoch) for ``training.train``, and seen(), the
+    training pixels the epochs covered so far (distinct, and counted once per epoch): each
+    epoch is a forward and backward pass of both dates, whole or one random crop of both.
+    x1, x2: the scaled dates, arrays or ScratchCubes (read a crop at a time)."""
     import torch
 
     from ..training import cosine_lr
@@ -58,15 +60,44 @@ def trainer(model, x1, x2, valid, chosen, p: dict, crop: Optional[int], dev, see
         raise HsiDetectError("No training pixel is valid in both dates.")
     optimizer = torch.optim.SGD(model.parameters(), lr=p["learning_rate"], momentum=p["momentum"],
                                 weight_decay=p["weight_decay"])
+    covered = None if whole is not None else np.zeros((rows, cols), dtype=bool)
+    visits = []
 
     def loss_at(step):
-        t1, t2, mask, pixels = whole if whole is not None else _random_crop(x1, x2, valid, chosen, crop, rng, dev)
+        if whole is not None:
+            t1, t2, mask, pixels = whole
+        else:
+            window = _random_crop(valid, chosen, crop, rng)
+            t1, t2, mask, pixels = _window_tensors(x1, x2, valid, chosen, window, dev)
+            covered[window] |= chosen[window]
+        visits.append(pixels.numel())
         z1, q1 = model.embed(t1, mask)
         progress.check()
         z2, q2 = model.embed(t2, mask)
         return focal_cosine(q1, q2, z1, z2, pixels, p["gamma"])
 
-    return optimizer, loss_at, cosine_lr(p["learning_rate"], p["epochs"])
+    def seen():
+        return int(whole[3].numel()) if whole is not None else int(covered.sum()), int(sum(visits))
+
+    return optimizer, loss_at, cosine_lr(p["learning_rate"], p["epochs"]), seen
+
+
+def train_network(model, x1, x2, valid, chosen, p: dict, crop: Optional[int], dev, seed: int,
+                  progress: Progress) -> dict:
+    """Train on the scaled dates (arrays or ScratchCubes); the summary's entries, with the
+    training pixels the epochs saw (logged: the training's cost is set by the epochs and the
+    crop, not by the scene)."""
+    from ..training import train
+
+    optimizer, loss_at, lr_at, seen = trainer(model, x1, x2, valid, chosen, p, crop, dev, seed, progress)
+    losses = train(model, optimizer, loss_at, p["epochs"], progress, lr_at, "epoch")
+    distinct, visits = seen()
+    where = f"random {crop} x {crop} crops" if crop else "the whole pair"
+    progress.log(f"Training saw {distinct} of the {int(chosen.sum())} training pixels ({visits} pixel visits in "
+                 f"{p['epochs']} epochs on {where}).")
+    return {"hidden": model.hidden, "epochs": p["epochs"], "training_pixels": int(chosen.sum()),
+            "training_pixels_seen": distinct, "training_pixel_visits": visits, "crop_size": crop or 0,
+            "final_loss": losses[-1] if losses else None}
 
 
 def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva, progress: Progress,
@@ -93,7 +124,7 @@ def score_pair(model, dates: list, valid, p: dict, dev, tile: Optional[int], cva
     return magnitude.astype(np.float32), diff
 
 
-def _load(model_path: str, bands: int, wavelengths, dev):
+def load_network(model_path: str, bands: int, wavelengths, dev):
     tensors, config = load_model(model_path, METHOD, bands, wavelengths)
     hidden, scaling = int(config["hidden"]), config["scaling"]
     model = build_network(bands, {"hidden": hidden})
@@ -117,10 +148,9 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     Invalid pixels are 0 in both arrays. ``save_model``: where to write the trained model
     (the pipeline's transaction gives a temporary path).
     """
-    from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
-    from ..training import train
+    from ..runtime import describe_device, resolve_device, seed_everything
     from .layerwise import STORAGE_FRACTION
-    from .network import RECEPTIVE_RADIUS, SpatialBlock, SpectralBlock
+    from .network import RECEPTIVE_RADIUS
 
     progress = progress or Progress()
     p = resolve(HYPERNET, params)
@@ -131,7 +161,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     info = {"device": describe_device(dev), "threshold_transform": p["threshold_transform"]}
 
     if model_path:
-        model, scaling = _load(model_path, bands, pair.t1.wavelengths, dev)
+        model, scaling = load_network(model_path, bands, pair.t1.wavelengths, dev)
         info.update({"model": model_path, "hidden": model.hidden, "scaling": scaling})
         progress.log(f"Applying the saved model {model_path} (hidden width {model.hidden}, scaling {scaling}).")
     else:
@@ -143,8 +173,7 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
     # the change-vector magnitude, computed once for the training-pixel rule and the score
     picks_by_cva = not model_path and training_mask is None and p["training_pixels"].startswith("cva")
     cva = cva_magnitude(pair.t1.data, pair.t2.data, valid) if picks_by_cva or p["score"] == "cosine-cva" else None
-    hooks = cancel_hooks([m for m in model.modules() if isinstance(m, (SpatialBlock, SpectralBlock))
-                          or m in (model.projector, model.predictor)], progress)
+    hooks = network_cancel_hooks(model, progress)
     try:
         if not model_path:
             chosen = select_training_pixels(pair.t1.data, pair.t2.data, valid, p["training_pixels"],
@@ -153,12 +182,9 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
             progress.log(f"Training on {int(chosen.sum())} pixels believed unchanged ({source}).")
             crop = choose_tile(p["crop_size"], rows, cols, training_bytes_per_pixel(bands, model.hidden), dev,
                                fraction=MEMORY_FRACTION, minimum=MIN_CROP)
-            optimizer, loss_at, lr_at = trainer(model, x1, x2, valid, chosen, p, crop, dev, seed, progress)
-            losses = train(model, optimizer, loss_at, p["epochs"], progress, lr_at, "epoch")
-            info.update({"hidden": model.hidden, "scaling": scaling, "epochs": p["epochs"],
-                         "training_pixels": int(chosen.sum()),
-                         "training_rule": "mask" if training_mask is not None else p["training_pixels"],
-                         "crop_size": crop or 0, "final_loss": losses[-1] if losses else None})
+            info.update(train_network(model, x1, x2, valid, chosen, p, crop, dev, seed, progress))
+            info.update({"scaling": scaling, "training_rule": "mask" if training_mask is not None
+                         else p["training_pixels"]})
         info["bn_statistics"] = p["bn_statistics"]
         tile = choose_tile(p["tile_size"], rows, cols, detection_bytes_per_pixel(bands, model.hidden), dev,
                            RECEPTIVE_RADIUS, MEMORY_FRACTION)
@@ -172,11 +198,24 @@ def detect(pair, params: Optional[dict], *, training_mask: Optional[np.ndarray] 
             h.remove()
 
     if save_model and not model_path:
-        config = {"bands": bands, "wavelengths": pair.t1.wavelengths, "hidden": model.hidden, "scaling": scaling,
-                  "seed": seed,
-                  "params": {k: v for k, v in p.items()}}
-        info["saved_model"] = write_model(save_model, METHOD, model.state_dict(), config)
+        info["saved_model"] = save_network(save_model, model, pair.t1.wavelengths, scaling, seed, p)
     return magnitude, diff, info
+
+
+def save_network(path: str, model, wavelengths, scaling: str, seed: int, p: dict) -> str:
+    """Write the trained network and what it was trained with (io/model_files.py)."""
+    config = {"bands": model.bands, "wavelengths": wavelengths, "hidden": model.hidden, "scaling": scaling,
+              "seed": seed, "params": {k: v for k, v in p.items()}}
+    return write_model(path, METHOD, model.state_dict(), config)
+
+
+def network_cancel_hooks(model, progress: Progress) -> list:
+    """runtime.cancel_hooks on each block of the network, the projector and the predictor."""
+    from ..runtime import cancel_hooks
+    from .network import SpatialBlock, SpectralBlock
+
+    return cancel_hooks([m for m in model.modules() if isinstance(m, (SpatialBlock, SpectralBlock))
+                         or m in (model.projector, model.predictor)], progress)
 
 
 def change_score(f1: np.ndarray, f2: np.ndarray, score: str, cva: Optional[np.ndarray] = None) -> np.ndarray:
@@ -212,8 +251,8 @@ def _window_tensors(x1, x2, valid, chosen, window, dev):
     return image_tensor(x1[window], dev), image_tensor(x2[window], dev), mask_tensor(valid[window], dev), pixels
 
 
-def _random_crop(x1, x2, valid, chosen, crop, rng, dev, tries: int = 20):
-    """A crop (same place in both dates) holding at least one training pixel."""
+def _random_crop(valid, chosen, crop, rng, tries: int = 20) -> tuple:
+    """A crop's window (same place in both dates) holding at least one training pixel."""
     rows, cols = valid.shape
     ch, cw = min(crop, rows), min(crop, cols)
     for attempt in range(tries + 1):
@@ -225,5 +264,5 @@ def _random_crop(x1, x2, valid, chosen, crop, rng, dev, tries: int = 20):
             r, c = min(max(0, r0 - ch // 2), rows - ch), min(max(0, c0 - cw // 2), cols - cw)
         window = (slice(r, r + ch), slice(c, c + cw))
         if chosen[window].any():
-            return _window_tensors(x1, x2, valid, chosen, window, dev)
+            return window
     raise HsiDetectError("No training pixel is valid in both dates.")

@@ -13,7 +13,9 @@ the whole-image features up to float rounding (the order of the global sums), bo
 nodata included. The whole costs about one whole-image forward pass, plus writing and
 reading the stored activations (at most about 4h channels at a time): on the GPU or in
 memory when they fit, else in a scratch folder (TMPDIR) that is removed whether the
-extraction ends, fails or is cancelled.
+extraction ends, fails or is cancelled, or (a streamed run) in scratch files the run names.
+A streamed run also gives the input as a scratch copy (io/scratch.py) read tile by tile, and
+takes the features into one.
 
 The passes are found by building the encoder lazily: an activation is a ``Lazy`` (what it
 is computed from and how far it reaches); a global statistic, or ``keep`` for an activation
@@ -27,11 +29,12 @@ import os
 import shutil
 import tempfile
 import weakref
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
 from ..errors import HsiDetectError
+from ..io.scratch import ScratchCube
 from ..io.tiles import Tile, available_memory_bytes, iter_tiles
 from ..progress import Progress
 from ..runtime import image_tensor
@@ -55,7 +58,7 @@ class Lazy:
 
 class Stored(Lazy):
     """An activation held whole: a (1, C, rows, cols) tensor (on the GPU or in memory) or a
-    (rows, cols, C) array (memory-mapped on disk, or the input image)."""
+    (rows, cols, C) array (memory-mapped on disk, or the input image) or ScratchCube."""
 
     def __init__(self, data):
         super().__init__(0, None)
@@ -63,9 +66,18 @@ class Stored(Lazy):
 
     def value(self, window: "_Window"):
         rs, cs = window.rows, window.cols
-        if isinstance(self.data, np.ndarray):
+        if isinstance(self.data, (np.ndarray, ScratchCube)):
             return image_tensor(self.data[rs, cs], window.device)
         return self.data[:, :, rs, cs].to(window.device)
+
+    def put(self, target: tuple, core, valid: np.ndarray):
+        """Store a tile's core (1, C, h, w) at ``target`` (row and column slices); ``valid``: its validity."""
+        if isinstance(self.data, np.ndarray):
+            self.data[target] = core[0].permute(1, 2, 0).cpu().numpy()
+        elif isinstance(self.data, ScratchCube):
+            self.data.write(target[0].start, target[1].start, core[0].permute(1, 2, 0).cpu().numpy(), valid)
+        else:
+            self.data[:, :, target[0], target[1]] = core.to(self.data.device)
 
 
 class _Statistic:
@@ -119,10 +131,12 @@ class LayerwiseEvaluator:
     """The ``g`` of ``HyperNetModel.layerwise_features``: runs each pass as soon as the
     encoder needs a global statistic or an activation stored.
 
-    storage: a torch device for tensors, or a folder for memory-mapped files. Records how many passes it ran and the most channels it stored
-    at one time (``passes``, ``peak_channels``)."""
+    image: the scaled image, an array or a ScratchCube. storage: a torch device for tensors, a
+    folder for memory-mapped files, or ``scratch(name)`` giving the paths of working ScratchCubes.
+    Records how many passes it ran and the most channels it stored at one time (``passes``,
+    ``peak_channels``)."""
 
-    def __init__(self, model, image: np.ndarray, valid: np.ndarray, device, tile_size: int, storage: str,
+    def __init__(self, model, image, valid: np.ndarray, device, tile_size: int, storage,
                  progress: Progress, total_passes: int = 0, label: str = ""):
         self.model, self.image, self.valid, self.device = model, image, valid, device
         self.tile_size, self.storage, self.progress = tile_size, storage, progress
@@ -152,12 +166,12 @@ class LayerwiseEvaluator:
 
     # --------------------------------------------------------------- passes
 
-    def features(self) -> np.ndarray:
-        """The fused features (rows, cols, 2h) float32."""
+    def features(self, out: Optional[Callable[[int], object]] = None):
+        """The fused features (rows, cols, 2h) float32, in ``out(channels)`` (an array or a
+        ScratchCube) when given, else in a new array."""
         result = self.model.layerwise_features(Stored(self.image), self)
-        out = self._run_pass(result, None, lambda channels: np.empty(self.image.shape[:2] + (channels,),
-                                                                     np.float32))[0]
-        return out.data
+        out = out or (lambda channels: np.empty(self.image.shape[:2] + (channels,), np.float32))
+        return self._run_pass(result, None, out)[0].data
 
     def _store(self, x: Lazy, kind: Optional[str]):
         return self._run_pass(x, kind, self._allocate)
@@ -181,10 +195,7 @@ class LayerwiseEvaluator:
                 stored = Stored(allocate(core.shape[1]))
             target = (slice(tile.core_row, tile.core_row + tile.core_rows),
                       slice(tile.core_col, tile.core_col + tile.core_cols))
-            if isinstance(stored.data, np.ndarray):
-                stored.data[target] = core[0].permute(1, 2, 0).cpu().numpy()
-            else:
-                stored.data[:, :, target[0], target[1]] = core.to(stored.data.device)
+            stored.put(target, core, self.valid[target])
             if statistic is not None:
                 statistic.add(core, self.valid[target])
         self.passes += 1
@@ -198,6 +209,8 @@ class LayerwiseEvaluator:
         self.peak_channels = max(self.peak_channels, self.channels)
         if isinstance(self.storage, torch.device):
             data = torch.empty((1, channels, rows, cols), dtype=torch.float32, device=self.storage)
+        elif callable(self.storage):
+            data = ScratchCube(self.storage(f"activations-{self.passes}.f32"), rows, cols, channels, working=True)
         else:
             handle, path = tempfile.mkstemp(suffix=".f32", dir=self.storage)
             try:  # reserve the space now: a mapped file that outgrows its disk would crash the process
@@ -221,31 +234,49 @@ class LayerwiseEvaluator:
         self.channels -= channels
 
 
-def tiled_features(model, image: np.ndarray, valid: np.ndarray, device, tile_size: int, progress: Progress,
-                   label: str = "", scratch: Optional[str] = None,
-                   memory_budget: Optional[int] = None) -> np.ndarray:
-    """Fused features (rows, cols, 2h) float32 of a scaled image, by tiles, layer by layer.
+def stored_channels(model, bands: int, device="cpu") -> tuple:
+    """(passes, the most channels stored at one time) of the tiled features of a ``bands``-band
+    image, from a run on a 1 x 1 image: what sizes the storage before any work starts."""
+    import torch
+
+    plan = LayerwiseEvaluator(model, np.zeros((1, 1, bands), np.float32), np.ones((1, 1), bool),
+                              torch.device(device), 1, torch.device(device), Progress())
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            plan.features()
+    finally:
+        model.train(training)
+    return plan.passes, plan.peak_channels
+
+
+def tiled_features(model, image, valid: np.ndarray, device, tile_size: int, progress: Progress,
+                   label: str = "", scratch: Union[str, Callable[[str], str], None] = None,
+                   memory_budget: Optional[int] = None, out: Optional[Callable[[int], object]] = None):
+    """Fused features (rows, cols, 2h) float32 of a scaled image (an array or a ScratchCube), by
+    tiles, layer by layer; in ``out(channels)`` when given (see LayerwiseEvaluator.features).
 
     The stored activations go on the GPU when ``device`` is one and they fit in
     STORAGE_FRACTION of its free memory, else in host memory when they fit in
     ``memory_budget`` bytes (default: STORAGE_FRACTION of the free memory), else in a scratch
-    folder made in ``scratch`` (default: the system's temporary folder).
+    folder made in ``scratch`` (default: the system's temporary folder), or, when ``scratch``
+    is a function giving scratch files' paths (a streamed run, which checked their space), in
+    those files.
     """
     import torch
 
     rows, cols, bands = image.shape
     device = torch.device(device)
-    plan = LayerwiseEvaluator(model, np.zeros((1, 1, bands), np.float32), np.ones((1, 1), bool), device, 1,
-                              device, Progress())
-    plan.features()
-    need = plan.peak_channels * rows * cols * 4
+    passes, peak = stored_channels(model, bands, device)
+    need = peak * rows * cols * 4
     host = memory_budget if memory_budget is not None else available_memory_bytes() * STORAGE_FRACTION
     if device.type == "cuda" and need <= available_memory_bytes(device) * STORAGE_FRACTION:
         storage = device
     elif need <= host:
         storage = torch.device("cpu")
     else:
-        storage = None
+        storage = scratch if callable(scratch) else None
     folder = None
     try:
         if storage is None:
@@ -258,8 +289,8 @@ def tiled_features(model, image: np.ndarray, valid: np.ndarray, device, tile_siz
                     "set TMPDIR to a folder on a larger disk.")
             storage = folder = tempfile.mkdtemp(prefix="hsi-detect-hypernet-", dir=parent)
         progress.check()
-        return LayerwiseEvaluator(model, image, valid, device, tile_size, storage, progress, plan.passes,
-                                  label).features()
+        return LayerwiseEvaluator(model, image, valid, device, tile_size, storage, progress, passes,
+                                  label).features(out)
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)

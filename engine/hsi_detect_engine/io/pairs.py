@@ -13,7 +13,7 @@ from ..progress import Progress
 from .cube import Cube
 from .gdal_utils import gdal as _gdal
 from .paths import check_input_path
-from .reader import RasterSource, read_cube, read_single_band, streamed_source
+from .reader import RasterSource, open_single_band, read_cube, read_single_band, streamed_source
 from .research import RESEARCH_SUFFIXES, load_arrays
 
 GRID_MODES = ("resample", "refuse")
@@ -242,15 +242,31 @@ def _warped_source(t1: RasterSource, t2: RasterSource, path: str, limit: int, pr
     return PairSources(t1, source, True, vrt)
 
 
-def read_training_mask(path: str, shape: tuple) -> np.ndarray:
-    """A raster whose non-zero pixels mark training (unchanged) pixels; same size as date 1."""
-    arr, nodata, _ = read_single_band(path, what="training mask")
-    if arr.shape != tuple(shape):
-        raise HsiDetectError(f"The training mask {path} is {arr.shape[0]} x {arr.shape[1]} pixels, but the images are "
+def read_training_mask(path: str, shape: tuple, plan: Optional[list] = None) -> np.ndarray:
+    """A raster whose non-zero pixels mark training (unchanged) pixels; same size as date 1.
+    ``plan``: windows (row, col, rows, cols) to read a GDAL raster by, so that only the bool mask is held whole."""
+    if plan is not None and path.lower().endswith(RESEARCH_SUFFIXES):
+        plan = None  # a .npy/.mat array is loaded whole anyway
+    if plan is None:
+        arr, nodata, _ = read_single_band(path, what="training mask")
+        size = arr.shape
+    else:
+        ds, band, nodata, georef = open_single_band(path, what="training mask")
+        size = (georef.height, georef.width)
+    if tuple(size) != tuple(shape):
+        raise HsiDetectError(f"The training mask {path} is {size[0]} x {size[1]} pixels, but the images are "
                              f"{shape[0]} x {shape[1]}. Give a mask on the first date's grid.")
-    mask = arr != 0
-    if nodata is not None:
-        mask &= arr != nodata
+
+    def marked(values):
+        return (values != 0) & (values != nodata) if nodata is not None else values != 0
+
+    if plan is None:
+        mask = marked(arr)
+    else:
+        mask = np.zeros(shape, dtype=bool)
+        for row, col, rows, cols in plan:
+            mask[row:row + rows, col:col + cols] = marked(band.ReadAsArray(col, row, cols, rows))
+        band = ds = None
     if not mask.any():
         raise HsiDetectError(f"The training mask {path} marks no pixel. Non-zero pixels mark the unchanged pixels to train on.")
     return mask

@@ -11,6 +11,7 @@ The validity mask (one byte per pixel) is kept in memory.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Callable, Optional
 
 import numpy as np
@@ -22,14 +23,21 @@ _ITEM = 4  # float32
 
 
 class ScratchCube:
-    """A (rows, cols, bands) float32 cube in a file at ``path``; invalid pixels hold 0."""
+    """A (rows, cols, bands) float32 cube in a file at ``path``; invalid pixels hold 0.
 
-    def __init__(self, path: str, rows: int, cols: int, bands: int):
+    ``working``: a store of intermediate values (a network's activations) rather than a scene:
+    its file is removed at once (its space stays reserved until the cube is closed or dropped)
+    and it keeps no validity mask."""
+
+    def __init__(self, path: str, rows: int, cols: int, bands: int, working: bool = False):
         self.path = path
         self.shape = (rows, cols, bands)
-        self.valid = np.zeros((rows, cols), dtype=bool)
+        self.valid = None if working else np.zeros((rows, cols), dtype=bool)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._closer = weakref.finalize(self, os.close, self._fd)
         try:
+            if working:
+                os.remove(path)
             os.posix_fallocate(self._fd, 0, max(1, rows * cols * bands * _ITEM))
         except OSError as exc:
             self.close()
@@ -51,9 +59,9 @@ class ScratchCube:
         size = cols * bands * _ITEM
         return [(((row + r) * width + col) * bands * _ITEM, size, slice(r, r + 1)) for r in range(rows)]
 
-    def write(self, row: int, col: int, cube: np.ndarray, valid: np.ndarray):
-        """Store a window (rows, cols, bands) float32 and its validity."""
-        rows, cols = valid.shape
+    def write(self, row: int, col: int, cube: np.ndarray, valid: Optional[np.ndarray] = None):
+        """Store a window (rows, cols, bands) float32 and its validity (none for a working store)."""
+        rows, cols = cube.shape[:2]
         data = np.ascontiguousarray(cube, dtype=np.float32)
         try:
             for offset, size, part in self._rows(row, col, rows, cols):
@@ -63,7 +71,8 @@ class ScratchCube:
                     done += os.pwrite(self._fd, view[done:], offset + done)
         except OSError as exc:
             raise (disk_error(exc, f"the scratch copy {self.path}") or exc) from None
-        self.valid[row:row + rows, col:col + cols] = valid
+        if self.valid is not None:
+            self.valid[row:row + rows, col:col + cols] = valid
 
     def read(self, row: int, col: int, rows: int, cols: int) -> tuple:
         """(cube (rows, cols, bands) float32, valid (rows, cols) bool) of a window."""
@@ -77,11 +86,18 @@ class ScratchCube:
                     raise HsiDetectError(f"The scratch copy {self.path} ended early; its disk may have been "
                                          "cleared during the run. Run again.")
                 done += n
-        return out, self.valid[row:row + rows, col:col + cols].copy()
+        return out, None if self.valid is None else self.valid[row:row + rows, col:col + cols].copy()
+
+    def __getitem__(self, window: tuple) -> np.ndarray:
+        """cube[r0:r1, c0:c1]: the values of a window, as an array's slice gives them."""
+        rs, cs = window
+        r0, r1, _ = rs.indices(self.shape[0])
+        c0, c1, _ = cs.indices(self.shape[1])
+        return self.read(r0, c0, r1 - r0, c1 - c0)[0]
 
     def close(self):
         if self._fd is not None:
-            os.close(self._fd)
+            self._closer()
             self._fd = None
 
     def __enter__(self):

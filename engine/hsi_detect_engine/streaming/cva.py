@@ -19,12 +19,11 @@ from ..io.memory import format_size, plan_windows
 from ..io.pairs import PairSources
 from ..io.products.wavelengths import describe, wavelength_metadata
 from ..io.reader import no_valid_pixel
-from ..io.styles import binary_qml, score_qml, write_qml
-from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..io.writer import SCORE_NODATA, RasterWriter
 from ..progress import Progress, SubProgress
 from .budget import gdal_cache, window_budget
 from .rx import describe_bands, windows, write_scores
-from .scores import ScoreRaster, binarize_raster, objects_of_raster, style_range_of_raster, threshold_of_raster
+from .scores import cut_score, style_score
 from .statistics import Moments
 
 IN_MEMORY_PER_BAND = 40  # bytes per pixel and band of the in-memory CVA: both dates, their scaled copies and differences
@@ -37,14 +36,14 @@ def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
     return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
 
 
-def _scaling(m: Moments) -> tuple:
+def standardizing(m: Moments) -> tuple:
     """float32 (offset, scale) as scaling.fit_scaling's 'standardize'."""
     scale = m.deviation()
     scale[scale < 1e-12] = 1.0
     return m.mean.astype(np.float32), scale.astype(np.float32)
 
 
-def _date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
+def date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
     """Each date's per-band mean and deviation over the pixels valid in both, and the count of date 1's
     own valid pixels. Bands that hold no valid pixel in either date are dropped from both, as
     read_pair drops them (then the pass is made again without them)."""
@@ -90,7 +89,7 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
     info = {"streamed": True, "windows": len(plan)}
     georef = src.georef
     with gdal_cache(limit, 2 * block_bytes):
-        m1, m2, own = _date_moments(pair, plan, progress)
+        m1, m2, own = date_moments(pair, plan, progress)
         nb = len(pair.t1.band_numbers)
         if own == 0:
             raise no_valid_pixel(src.path)
@@ -100,7 +99,7 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
         info["bands"] = nb
         progress.log(describe_bands(pair.t1))
         metadata = {**metadata, **wavelength_metadata(pair.t1)}
-        (o1, s1), (o2, s2) = _scaling(m1), _scaling(m2)
+        (o1, s1), (o2, s2) = standardizing(m1), standardizing(m2)
 
         def difference(*window):
             c1, c2, _, valid = pair.read(*window)
@@ -123,7 +122,7 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
                     w64.write(mag, window[0], window[1])
                 if acd is not None:
                     acd.add(np.abs(d[valid]))
-        _style(txn, "change", "change magnitude", budget, progress)
+        style_score(txn, "change", "change magnitude", budget, progress)
         if anomalous:
             def absolute(*window):
                 d, valid = difference(*window)
@@ -132,31 +131,12 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
             with RasterWriter(txn.path("anomalous_change"), georef, nodata=SCORE_NODATA,
                               band_names=["anomalous change"], metadata=metadata) as w:
                 write_scores(absolute, plan, acd, w, SubProgress(progress, 0.7, 0.3), "anomalous change")
-            _style(txn, "anomalous_change", "anomalous change", budget, progress)
-        if cut:
-            progress.update("writing", 0.4, "thresholding", force=True)
-            magnitude = ScoreRaster(scratch, budget, progress)
-            t = threshold_of_raster(magnitude, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
-            info.update({"threshold": t, "threshold_method": threshold})
-            if "binary" in txn.outputs:
-                with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA,
-                                  band_names=["changed"], metadata=metadata) as w:
-                    info["changed_pixels"] = binarize_raster(magnitude, w, t)
-                write_qml(txn.path("binary"), binary_qml("changed"), txn.path("binary", "qml"))
-            magnitude.close()
-            if "objects" in txn.outputs:
-                info["objects"] = objects_of_raster(txn, scratch, t, georef, layer_name="changed_regions",
-                                                    score_name="change", min_size=min_object_size)
+            style_score(txn, "anomalous_change", "anomalous change", budget, progress)
+        info.update(cut_score(txn, scratch, georef, metadata, budget, progress, threshold=threshold,
+                              threshold_value=threshold_value, top_fraction=top_fraction,
+                              false_alarm_rate=false_alarm_rate, min_object_size=min_object_size, label="changed",
+                              layer_name="changed_regions", score_name="change", count_key="changed_pixels"))
     return info
-
-
-def _style(txn, kind: str, label: str, budget: int, progress: Progress):
-    """The .qml of a written score output, its ramp over the 2nd to 98th percentile."""
-    raster = ScoreRaster(txn.path(kind), budget, progress)
-    try:
-        write_qml(txn.path(kind), score_qml(*style_range_of_raster(raster, budget), label), txn.path(kind, "qml"))
-    finally:
-        raster.close()
 
 
 class _optional_writer:

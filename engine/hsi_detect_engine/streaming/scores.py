@@ -3,11 +3,14 @@
 The thresholds equal those of thresholds.py on the whole score: Otsu's and the minimum-error
 threshold from the same 1024-bin histogram (summed over windows), k-means with each
 iteration's class means summed over windows, and the top fraction's quantile by exact
-selection of the two order statistics numpy's linear quantile interpolates between.
+selection of the two order statistics numpy's linear quantile interpolates between. An
+automatic threshold on a transformed score (thresholds.choose_threshold's ``transform``) runs
+on the raster's values transformed as they are read.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Optional
 
@@ -18,8 +21,9 @@ from ..io.gdal_utils import gdal as _gdal
 from ..io.memory import window_rows
 from ..io.writer import CLASS_NODATA, RasterWriter
 from ..io.objects import write_detected_objects
-from ..thresholds import (DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, kmeans_from_centres, min_error_from_histogram,
-                          otsu_from_histogram)
+from ..io.styles import binary_qml, score_qml, write_qml
+from ..thresholds import (AUTOMATIC, DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, kmeans_from_centres,
+                          min_error_from_histogram, otsu_from_histogram, score_transform)
 
 BINS = 1024  # as thresholds.py
 SELECT_BINS = 4096
@@ -37,6 +41,13 @@ class ScoreRaster:
         block = self._band.GetBlockSize()[1]
         self.step = window_rows(self.width * 24, budget, self.height, block)
         self.progress = progress
+        self.forward = None  # a transform applied to the valid values as they are read
+
+    def transformed(self, forward) -> "ScoreRaster":
+        """The same raster, its valid values read through ``forward``."""
+        view = copy.copy(self)
+        view.forward = forward
+        return view
 
     def windows(self, message: str = ""):
         """(row, values float64 (rows, cols), valid (rows, cols)) for each window."""
@@ -48,6 +59,8 @@ class ScoreRaster:
             valid = np.isfinite(values)
             if self.nodata is not None and math.isfinite(self.nodata):
                 valid &= values != self.nodata
+            if self.forward is not None:
+                values[valid] = self.forward(values[valid])
             yield r, values, valid
 
     def values(self):
@@ -76,13 +89,16 @@ class ScoreRaster:
 
 def threshold_of_raster(raster: ScoreRaster, method: str, value: Optional[float] = None,
                         fraction: Optional[float] = None, budget: int = 64 << 20,
-                        rate: Optional[float] = None) -> float:
+                        rate: Optional[float] = None, transform: str = "none") -> float:
     """The threshold ``method`` gives on the raster's valid values (see thresholds.choose_threshold)."""
     if method == "value":
         return float(value)
     n, lo, hi = raster.summary()
     if n == 0:
         raise HsiDetectError("No valid score to threshold.")
+    if method in AUTOMATIC and transform != "none":
+        forward, inverse = score_transform(transform, lo, hi)
+        return float(inverse(threshold_of_raster(raster.transformed(forward), method, budget=budget)))
     if method == "false-alarm":
         def root(x):
             return math.sqrt(max(x - lo, 0.0))
@@ -126,6 +142,14 @@ def style_range_of_raster(raster: ScoreRaster, budget: int = 64 << 20) -> tuple:
         return 0.0, 1.0
     low, high = (_quantile(raster, q, n, lo, hi, _sort_cap(budget)) for q in (0.02, 0.98))
     return (low, high) if high > low else (lo, hi)
+
+
+def quantile_of_raster(raster: ScoreRaster, q: float, budget: int = 64 << 20) -> float:
+    """numpy's (linear) quantile ``q`` of the raster's valid values."""
+    n, lo, hi = raster.summary()
+    if n == 0:
+        raise HsiDetectError("No valid score to threshold.")
+    return _quantile(raster, q, n, lo, hi, _sort_cap(budget))
 
 
 def _sort_cap(budget: int) -> int:
@@ -206,3 +230,39 @@ def objects_of_raster(txn, score_path: str, threshold: float, georef, *, layer_n
     found = write_detected_objects(txn.path("objects"), valid & (score > threshold), score, georef, min_size=min_size,
                                    layer_name=layer_name, score_name=score_name, style=txn.path("objects", "qml"))
     return found["objects"]
+
+
+def style_score(txn, kind: str, label: str, budget: int, progress=None):
+    """The .qml of a written score output, its ramp over the 2nd to 98th percentile."""
+    raster = ScoreRaster(txn.path(kind), budget, progress)
+    try:
+        write_qml(txn.path(kind), score_qml(*style_range_of_raster(raster, budget), label), txn.path(kind, "qml"))
+    finally:
+        raster.close()
+
+
+def cut_score(txn, score_path: str, georef, metadata: dict, budget: int, progress, *, threshold: str,
+              threshold_value: Optional[float], top_fraction: Optional[float], false_alarm_rate: float,
+              min_object_size: int, label: str, layer_name: str, score_name: str, count_key: str,
+              transform: str = "none") -> dict:
+    """The streamed write_detections (detections.py): the threshold of the score raster at
+    ``score_path``, then the transaction's 'binary' and 'objects' outputs (those it holds).
+    Returns the summary's entries."""
+    if "binary" not in txn.outputs and "objects" not in txn.outputs:
+        return {}
+    progress.update("writing", 0.4, "thresholding", force=True)
+    score = ScoreRaster(score_path, budget, progress)
+    try:
+        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate, transform)
+        found = {"threshold": t, "threshold_method": threshold}
+        if "binary" in txn.outputs:
+            with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA, band_names=[label],
+                              metadata=metadata) as w:
+                found[count_key] = binarize_raster(score, w, t)
+            write_qml(txn.path("binary"), binary_qml(label), txn.path("binary", "qml"))
+    finally:
+        score.close()
+    if "objects" in txn.outputs:
+        found["objects"] = objects_of_raster(txn, score_path, t, georef, layer_name=layer_name,
+                                             score_name=score_name, min_size=min_object_size)
+    return found
