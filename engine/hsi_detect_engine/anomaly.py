@@ -22,6 +22,15 @@ from .thresholds import DEFAULT_FALSE_ALARM_RATE
 METHODS = ("bs3lnet", "rx")
 
 
+def _in_memory_bytes(method: str, params: dict):
+    """The in-memory run's working set of a (rows, cols, bands) scene, by which the run streams or not."""
+    if method == "rx":
+        return rx_in_memory_bytes
+    from .bs3lnet.detector import in_memory_bytes
+
+    return lambda rows, cols, bands: in_memory_bytes(rows, cols, bands, params["features"])
+
+
 def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, objects: Optional[str] = None,
                 min_object_size: int = 1, bands: Optional[Sequence[int]] = None, method: str = "bs3lnet",
                 threshold: str = ANOMALY_THRESHOLD, threshold_value: Optional[float] = None,
@@ -35,7 +44,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
     and the detected objects (a GeoPackage polygon layer of the binary map's regions).
 
     ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
-    RX streams a scene whose in-memory run would not fit well inside it.
+    RX and BS3LNet stream a scene whose in-memory run would not fit well inside it (BS3LNet through
+    a scaled scratch copy beside the output, trained on crops of it as large as the limit allows).
     Returns a summary dict: outputs, method, device, threshold, timings.
     """
     progress = progress or Progress()
@@ -51,18 +61,27 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
                  "model": (save_model, FILE)}
     with OutputTransaction(requested, inputs) as txn:
         meta = {"hsi_detect_method": method, "hsi_detect_version": __version__}
-        source = streamed_source(input_path, bands, limit, rx_in_memory_bytes, wavelengths=wavelengths,
-                                 bad_bands=bad_bands, log=progress.log) if method == "rx" else None
+        source = streamed_source(input_path, bands, limit, _in_memory_bytes(method, params), wavelengths=wavelengths,
+                                 bad_bands=bad_bands, log=progress.log)
         if source is not None:
             with source:
                 rows, cols, nb = source.height, source.width, len(source.band_numbers)
-                txn.check_space({"score": 12 * rows * cols, "binary": rows * cols, "objects": rows * cols})
-                summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb,
-                           "device": "cpu"}
-                summary.update(stream_rx_anomaly(source, txn, limit, threshold=threshold,
-                                                 threshold_value=threshold_value, top_fraction=top_fraction,
-                                                 false_alarm_rate=false_alarm_rate, min_object_size=min_object_size,
-                                                 metadata=meta, progress=progress))
+                scene = 4 * rows * cols * nb if method == "bs3lnet" else 0  # the scaled scratch copy
+                txn.check_space({"score": 12 * rows * cols + scene, "binary": rows * cols, "objects": rows * cols})
+                summary = {"method": method, "input": input_path, "rows": rows, "cols": cols, "bands": nb}
+                options = dict(threshold=threshold, threshold_value=threshold_value, top_fraction=top_fraction,
+                               false_alarm_rate=false_alarm_rate, min_object_size=min_object_size, metadata=meta,
+                               progress=progress)
+                if method == "rx":
+                    summary["device"] = "cpu"
+                    summary.update(stream_rx_anomaly(source, txn, limit, **options))
+                else:
+                    from .bs3lnet.streamed import stream_bs3lnet_anomaly
+
+                    summary.update(stream_bs3lnet_anomaly(source, txn, limit, params, device=device, seed=seed,
+                                                          model_path=model,
+                                                          save_model=txn.path("model") if save_model else None,
+                                                          **options))
             commit(txn, summary, progress)
             return finished(summary, progress, started)
         progress.update("reading", 0.0, f"reading {input_path}", force=True)

@@ -15,17 +15,30 @@ MODES = ("none", "standardize", "minmax")
 
 def fit_scaling(cube: np.ndarray, valid: np.ndarray, mode: str) -> dict:
     """Return {'mode', 'offset' (B,), 'scale' (B,)} so that scaled = (x - offset) / scale."""
-    bands = cube.shape[-1]
+    check_mode(mode)
+    pixels = cube[valid].astype(np.float64)
+    if mode == "standardize":
+        return scaling_of(mode, cube.shape[-1], mean=pixels.mean(axis=0), deviation=pixels.std(axis=0))
+    if mode == "minmax":
+        return scaling_of(mode, cube.shape[-1], lo=float(pixels.min()), hi=float(pixels.max()))
+    return scaling_of(mode, cube.shape[-1])
+
+
+def check_mode(mode: str):
     if mode not in MODES:
         raise HsiDetectError(f"Unknown scaling '{mode}'. Use one of: {', '.join(MODES)}.")
-    pixels = cube[valid].astype(np.float64)
+
+
+def scaling_of(mode: str, bands: int, mean=None, deviation=None, lo: float = 0.0, hi: float = 1.0) -> dict:
+    """fit_scaling's result from the valid pixels' float64 statistics: per-band ``mean`` and
+    population ``deviation`` for 'standardize', the global range ``lo``..``hi`` for 'minmax'
+    (a streamed run accumulates them window by window)."""
     offset, scale = np.zeros(bands), np.ones(bands)
     if mode == "standardize":
-        offset = pixels.mean(axis=0)
-        scale = pixels.std(axis=0)
+        offset = np.asarray(mean, dtype=np.float64)
+        scale = np.array(deviation, dtype=np.float64)
         scale[scale < 1e-12] = 1.0
     elif mode == "minmax":
-        lo, hi = float(pixels.min()), float(pixels.max())
         offset[:] = lo
         scale[:] = (hi - lo) if hi > lo else 1.0
     return {"mode": mode, "offset": offset.astype(np.float32), "scale": scale.astype(np.float32)}

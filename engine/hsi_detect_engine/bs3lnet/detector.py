@@ -64,6 +64,18 @@ def _bytes_per_pixel(bands: int, features: int) -> float:
 
 
 CPU_TILE_BYTES = 1 << 30  # on the CPU larger tiles are no faster, and memory stays low
+IN_MEMORY_PER_BAND = 24  # bytes per pixel and band of ``detect``: the float32 cube, and fit_scaling's float64
+#                          copy of the valid pixels with its centred temporary (later the float32 scaled copy)
+IN_MEMORY_PER_PIXEL = 64  # the masks, the float64 and float32 scores, the normalised score
+
+
+def in_memory_bytes(rows: int, cols: int, bands: int, features: int) -> int:
+    """Host memory of the in-memory run (reading, scaling, detection) on a (rows, cols, bands) scene:
+    its per-pixel arrays, plus the detection tile's activations on the CPU (at most CPU_TILE_BYTES).
+    The training batches are left out: their size is set by the parameters, not by the scene."""
+    pixels = rows * cols
+    tile = min(pixels * _bytes_per_pixel(bands, features), CPU_TILE_BYTES)
+    return int(pixels * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL) + tile)
 
 
 def _forward(net, part, with_error: bool, weights=None):
@@ -172,7 +184,30 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     return score
 
 
-def _load(model_path: str, bands: int, wavelengths=None):
+def load_network(net, tensors: dict, model_path: str):
+    """Put a saved model's weights into ``net``, or refuse a model of another shape."""
+    try:
+        net.load_state_dict(tensors)
+    except RuntimeError:
+        raise HsiDetectError(f"{model_path} does not hold a BS3LNet network of the expected shape. "
+                             "Give a model saved by this tool.") from None
+
+
+def store(path: str, net, stats: dict, p: dict, bands: int, wavelengths) -> str:
+    """Save the network with its scaling and parameters (safetensors); returns the path written."""
+    import torch
+
+    from ..io.model_files import save_model as write_model
+
+    tensors = dict(net.state_dict())
+    tensors["scaling.offset"] = torch.from_numpy(np.asarray(stats["offset"], dtype=np.float32))
+    tensors["scaling.scale"] = torch.from_numpy(np.asarray(stats["scale"], dtype=np.float32))
+    config = {"bands": bands, "wavelengths": wavelengths, **{k: p[k] for k in p}}
+    return write_model(path, "bs3lnet", tensors, config)
+
+
+def load(model_path: str, bands: int, wavelengths=None):
+    """(the network's tensors, the model's configuration, its scaling statistics) of a saved model."""
     from ..io.model_files import load_model
 
     tensors, config = load_model(model_path, "bs3lnet", bands, wavelengths)
@@ -186,7 +221,6 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     """Train BS3LNet on ``cube`` (or apply a saved model) and return (raw score, info)."""
     import torch
 
-    from ..io.model_files import save_model as write_model
     from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
     from ..scaling import apply_scaling, fit_scaling
 
@@ -197,7 +231,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     seed_everything(seed)
     progress.update("preparing", 0.0, "preparing", force=True)
     if model_path:
-        tensors, config, stats = _load(model_path, bands, cube.wavelengths)
+        tensors, config, stats = load(model_path, bands, cube.wavelengths)
         p.update({k: config[k] for k in MODEL_KEYS["bs3lnet"]})
     else:
         stats = fit_scaling(cube.data, cube.valid, p["scaling"])
@@ -209,11 +243,7 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     info = {"device": describe_device(dev)}
     progress.update("preparing", 1.0, "ready")
     if model_path:
-        try:
-            net.load_state_dict(tensors)
-        except RuntimeError:
-            raise HsiDetectError(f"{model_path} does not hold a BS3LNet network of the expected shape. "
-                                 "Give a model saved by this tool.") from None
+        load_network(net, tensors, model_path)
         info["model"] = model_path
     else:
         steps = training_steps(p, int(cube.valid.sum()))
@@ -228,10 +258,6 @@ def detect(cube, params: dict, *, device: str = "auto", seed: int = 1, model_pat
     for h in hooks:
         h.remove()
     if save_model:
-        tensors = dict(net.state_dict())
-        tensors["scaling.offset"] = torch.from_numpy(np.asarray(stats["offset"], dtype=np.float32))
-        tensors["scaling.scale"] = torch.from_numpy(np.asarray(stats["scale"], dtype=np.float32))
-        config = {"bands": bands, "wavelengths": cube.wavelengths, **{k: p[k] for k in p}}
-        info["saved_model"] = write_model(save_model, "bs3lnet", tensors, config)
+        info["saved_model"] = store(save_model, net, stats, p, bands, cube.wavelengths)
     info["parameters"] = p
     return score, info

@@ -3,7 +3,7 @@
 Pass 1 accumulates the valid pixels' mean and covariance; pass 2 writes each window's
 Mahalanobis scores into a float64 scratch raster beside the output while taking their range;
 pass 3 normalises them to 0..1 into the score raster; the threshold and the binary map come
-from passes over the score raster (scores.py).
+from passes over the score raster (outputs.py, scores.py).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from ..classical import mahalanobis, safe_inverse
 from ..io.memory import format_size, plan_windows
 from ..io.products.wavelengths import band_summary, describe, wavelength_metadata
 from ..io.reader import RasterSource, no_valid_pixel
-from ..io.styles import binary_qml, score_qml, write_qml
-from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..io.writer import RasterWriter
 from ..progress import Progress, SubProgress
 from .budget import gdal_cache, window_budget
-from .scores import ScoreRaster, binarize_raster, objects_of_raster, style_range_of_raster, threshold_of_raster
+from .outputs import write_anomaly_outputs
 from .statistics import Moments
 
 IN_MEMORY_PER_BAND = 8  # bytes per pixel and band of the in-memory RX: the float32 cube and its valid pixels' copy
@@ -37,21 +36,22 @@ def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
     return rows * cols * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL)
 
 
-def windows(plan: list, progress: Progress, message: str):
+def windows(plan: list, progress: Progress, message: str, stage: str = "detecting"):
     """The planned windows (row, col, rows, cols), reporting progress (and honouring a cancel) at each."""
     for i, window in enumerate(plan):
-        progress.update("detecting", i / len(plan), message)
+        progress.update(stage, i / len(plan), message)
         yield window
-    progress.update("detecting", 1.0, message)
+    progress.update(stage, 1.0, message)
 
 
-def source_moments(src: RasterSource, plan: list, progress: Progress, message: str) -> tuple:
-    """(the source, the Moments of its valid pixels). Bands that hold no valid pixel
-    are dropped, as read_cube drops them (then the pass is made again without them)."""
+def source_moments(src: RasterSource, plan: list, progress: Progress, message: str, full: bool = True,
+                   stage: str = "detecting") -> tuple:
+    """(the source, the Moments of its valid pixels; ``full``: with their covariance). Bands that
+    hold no valid pixel are dropped, as read_cube drops them (then the pass is made again without them)."""
     while True:
-        m = Moments(len(src.band_numbers))
+        m = Moments(len(src.band_numbers), full)
         seen = np.zeros(len(src.band_numbers), dtype=bool)
-        for window in windows(plan, progress, message):
+        for window in windows(plan, progress, message, stage):
             values = src.read_values(*window)
             finite = np.isfinite(values)
             seen |= finite.any(axis=(0, 1))
@@ -87,21 +87,6 @@ def write_scores(read: Read, plan: list, stats: Moments, writer: RasterWriter, p
     return lo, hi
 
 
-def normalise(raw: ScoreRaster, lo: float, hi: float, writer: RasterWriter) -> tuple:
-    """Write (v - lo) / (hi - lo) of the valid raw scores as float32 (classical.minmax_normalise);
-    returns the (min, max) written."""
-    smin, smax = math.inf, -math.inf
-    for r, values, valid in raw.windows():
-        block = np.full(valid.shape, SCORE_NODATA, dtype=np.float32)
-        out = np.zeros(int(valid.sum()), dtype=np.float32)
-        out[:] = ((values[valid] - lo) / (hi - lo)) if hi > lo else 0.0
-        block[valid] = out
-        if out.size:
-            smin, smax = min(smin, float(out.min())), max(smax, float(out.max()))
-        writer.write(block, r, 0)
-    return smin, smax
-
-
 def stream_rx_anomaly(src: RasterSource, txn, limit: int, *, threshold: str, threshold_value: Optional[float],
                       top_fraction: Optional[float], false_alarm_rate: float, min_object_size: int, metadata: dict,
                       progress: Progress) -> dict:
@@ -133,26 +118,8 @@ def _rx_passes(src, stats, plan, budget, txn, info, threshold, threshold_value, 
     raw_path = txn.scratch("score", "raw.tif")
     with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
         lo, hi = write_scores(src.read, plan, stats, w, SubProgress(progress, 0.4, 0.5), "RX scores")
-    progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
-    raw = ScoreRaster(raw_path, budget, progress)
-    with RasterWriter(txn.path("score"), src.georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
-                      metadata=metadata) as w:
-        normalise(raw, lo, hi, w)
-    raw.close()
-    score = ScoreRaster(txn.path("score"), budget, progress)
-    write_qml(txn.path("score"), score_qml(*style_range_of_raster(score, budget), "anomaly score"),
-              txn.path("score", "qml"))
-    if "binary" in txn.outputs or "objects" in txn.outputs:
-        progress.update("writing", 0.4, "thresholding", force=True)
-        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
-        info.update({"threshold": t, "threshold_method": threshold})
-        if "binary" in txn.outputs:
-            with RasterWriter(txn.path("binary"), src.georef, dtype="uint8", nodata=CLASS_NODATA,
-                              band_names=["anomaly"], metadata=metadata) as w:
-                info["detected_pixels"] = binarize_raster(score, w, t)
-            write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
-        if "objects" in txn.outputs:
-            info["objects"] = objects_of_raster(txn, txn.path("score"), t, src.georef, layer_name="detected_objects",
-                                                score_name="score", min_size=min_object_size)
-    score.close()
+    info.update(write_anomaly_outputs(raw_path, lo, hi, txn, src.georef, budget, threshold=threshold,
+                                      threshold_value=threshold_value, top_fraction=top_fraction,
+                                      false_alarm_rate=false_alarm_rate, min_object_size=min_object_size,
+                                      metadata=metadata, progress=progress))
     return info

@@ -12,14 +12,15 @@ _CHUNK = 65536  # pixels per float64 block
 
 
 class Moments:
-    """Count, mean and centred second moments of the pixels added; ``full``: the whole
-    covariance, else the per-band variances only."""
+    """Count, mean, centred second moments and range (lo, hi over all bands) of the pixels
+    added; ``full``: the whole covariance, else the per-band variances only."""
 
     def __init__(self, bands: int, full: bool = True):
         self.n = 0
         self.mean = np.zeros(bands)
         self.m2 = np.zeros((bands, bands) if full else bands)
         self.full = full
+        self.lo, self.hi = np.inf, -np.inf
 
     def add(self, pixels: np.ndarray):
         """Add (n, bands) pixels."""
@@ -29,6 +30,7 @@ class Moments:
             if nb == 0:
                 continue
             mb = x.sum(axis=0) / nb
+            self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
             d = x - mb
             m2b = d.T @ d if self.full else np.einsum("ij,ij->j", d, d)
             delta = mb - self.mean

@@ -1,0 +1,325 @@
+"""Streamed BS3LNet: the anomaly pipeline's BS3LNet on a scene larger than the memory limit.
+
+Pass 1 accumulates the valid pixels' scaling statistics in float64 (fit_scaling's values);
+pass 2 writes the scaled scene into a scratch copy on disk (io/scratch.py). Training draws
+its blind-spot batches from a crop of that copy as large as the memory budget allows, moved
+to a new random place every so many iterations (crop_period); a crop that holds the whole
+scene is read once and gives the in-memory trainer's batches. Detection reads each
+tile with a halo of the network's receptive radius, so that the tile's core scores equal the
+whole-image ones, and writes them into a float64 raw raster; score 'rx' first accumulates
+the residuals' mean and covariance over the tiles. The last passes (0..1, threshold, binary
+map, objects) are streamed RX's (streaming/outputs.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import numpy as np
+
+from ..errors import HsiDetectError
+from ..io.memory import format_size, plan_windows
+from ..io.products.wavelengths import wavelength_metadata
+from ..io.reader import RasterSource, no_valid_pixel
+from ..io.scratch import ScratchCube, fill_scratch
+from ..io.tiles import choose_tile, iter_tiles
+from ..io.writer import RasterWriter
+from ..parameters import MODEL_KEYS
+from ..progress import Progress, SubProgress
+from ..scaling import apply_scaling, check_mode, scaling_of
+from ..streaming.budget import gdal_cache, window_budget
+from ..streaming.outputs import write_anomaly_outputs
+from ..streaming.rx import describe_bands, source_moments, windows
+from ..streaming.statistics import Moments
+from .detector import CPU_TILE_BYTES, _bytes_per_pixel, _forward, build_network, load, load_network, store, \
+    training_steps
+
+WINDOW_PER_BAND = 24  # a window of the passes over the source: the read, its float64 chunk, the scaled copy
+WINDOW_PER_PIXEL = 16
+CROP_PER_BAND = 4  # a training crop: the float32 pixels on the training device
+CROP_PER_PIXEL = 18  # its validity, the centres' indices and their shuffled order (int64)
+TILE_HOST_PER_BAND = 8  # a detection tile in host memory: its pixels and, for score 'rx', the network's output
+TILE_HOST_PER_PIXEL = 16
+MIN_TILE = 32
+MAX_CROPS = 8  # training crops at a time
+
+
+def stream_bs3lnet_anomaly(src: RasterSource, txn, limit: int, p: dict, *, device: str, seed: int,
+                           model_path: Optional[str], save_model: Optional[str], threshold: str,
+                           threshold_value: Optional[float], top_fraction: Optional[float], false_alarm_rate: float,
+                           min_object_size: int, metadata: dict, progress: Progress) -> dict:
+    """BS3LNet on the scene read window by window, into the transaction's 'score' (and 'binary',
+    'objects' and 'model') outputs. ``p``: BS3LNet's resolved parameters."""
+    if p["score_rounds"] > 0:
+        raise HsiDetectError("Blind scoring rounds (score_rounds above 0) need the whole scene in memory, which "
+                             f"exceeds the memory limit of {format_size(limit)}; set score_rounds to 0 or raise "
+                             "the memory limit.")
+    p = dict(p)
+    check_mode(p["scaling"])
+    rows, cols, nb = src.height, src.width, len(src.band_numbers)
+    budget = window_budget(limit, src.block_bytes)
+    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
+                 f"streaming BS3LNet through a scratch copy, read in {len(plan)} windows.")
+    info = {"streamed": True, "windows": len(plan)}
+    with gdal_cache(limit, src.block_bytes):
+        src, stats = source_moments(src, plan, SubProgress(progress, 0.0, 0.4), "scaling statistics", full=False,
+                                    stage="reading")
+        try:
+            if stats.n == 0:
+                raise no_valid_pixel(src.path)
+            progress.log(describe_bands(src))
+            metadata = {**metadata, **wavelength_metadata(src)}
+            info.update({"bands": len(src.band_numbers), "valid_pixels": stats.n})
+            return _run(src, stats, plan, budget, txn, p, device, seed, model_path, save_model, info, threshold,
+                        threshold_value, top_fraction, false_alarm_rate, min_object_size, metadata, progress)
+        finally:
+            src.close()
+
+
+def _run(src, stats, plan, budget, txn, p, device, seed, model_path, save_model, info, threshold, threshold_value,
+         top_fraction, false_alarm_rate, min_object_size, metadata, progress) -> dict:
+    import torch
+
+    from ..runtime import cancel_hooks, describe_device, resolve_device, seed_everything
+
+    rows, cols, nb = src.height, src.width, len(src.band_numbers)
+    dev = resolve_device(device)
+    seed_everything(seed)
+    if model_path:
+        tensors, config, scaling = load(model_path, nb, src.wavelengths)
+        p.update({k: config[k] for k in MODEL_KEYS["bs3lnet"]})
+    else:
+        scaling = scaling_of(p["scaling"], nb, mean=stats.mean, deviation=stats.deviation(), lo=stats.lo, hi=stats.hi)
+    scratch = fill_scratch(txn.scratch("score", "scene.f32"), (rows, cols, nb), src.read, plan,
+                           lambda cube, valid: apply_scaling(cube, valid, scaling),
+                           windows(plan, SubProgress(progress, 0.4, 0.6), "scaled copy", "reading"))
+    with scratch:
+        progress.update("preparing", 0.0, "preparing", force=True)
+        net = build_network(nb, p).to(dev)
+        hooks = cancel_hooks([m for m in net.modules() if isinstance(m, torch.nn.Conv2d)], progress)
+        info["device"] = describe_device(dev)
+        progress.update("preparing", 1.0, "ready")
+        if model_path:
+            load_network(net, tensors, model_path)
+            info["model"] = model_path
+        else:
+            info["training"] = _train(net, scratch, p, stats.n, budget, dev, seed, progress)
+        started = time.perf_counter()
+        raw_path = txn.scratch("score", "raw.tif")
+        with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
+            lo, hi, tiles = score_tiles(net, scratch, p, dev, scaling["scale"], budget, w, progress)
+        info.update({"tiles": tiles, "detection_seconds": round(time.perf_counter() - started, 3)})
+        for h in hooks:
+            h.remove()
+        if save_model:
+            store(save_model, net, scaling, p, nb, src.wavelengths)
+    info["parameters"] = p
+    info.update(write_anomaly_outputs(raw_path, lo, hi, txn, src.georef, budget, threshold=threshold,
+                                      threshold_value=threshold_value, top_fraction=top_fraction,
+                                      false_alarm_rate=false_alarm_rate, min_object_size=min_object_size,
+                                      metadata=metadata, progress=progress))
+    return info
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """The training crops: ``count`` crops of ``shape`` (rows, cols) at a time, all moved to new
+    random places every ``period`` iterations; one crop of the whole scene when it fits."""
+
+    shape: tuple
+    count: int
+    period: float
+
+
+def crop_plan(budget: int, rows: int, cols: int, bands: int, p: dict, steps: int) -> CropPlan:
+    """Crops that fit the budget together. Several small crops (each at least one patch a side)
+    make each batch a sample of several places, as a batch of the in-memory trainer is; they move
+    often enough for the run's crops to cover about the scene's area, and at most after one pass
+    over their pixels."""
+    from .blindspot import blind_count
+
+    per_pixel = CROP_PER_BAND * bands + CROP_PER_PIXEL
+    if not p["redraw"]:
+        per_pixel += 16 * blind_count(p["patch_size"], p["ratio"])  # the blind draws kept per centre
+    pixels = budget // per_pixel
+    if pixels >= rows * cols:
+        return CropPlan((rows, cols), 1, math.inf)
+    smallest = p["patch_size"] ** 2
+    count = max(1, min(MAX_CROPS, p["batch_size"], pixels // smallest, math.ceil(rows * cols / max(pixels, 1))))
+    each = max(pixels // count, smallest)
+    h = min(rows, max(p["patch_size"], math.isqrt(each)))
+    shape = (h, min(cols, max(1, each // h)))
+    area = count * shape[0] * shape[1]
+    places = math.ceil(rows * cols / area)  # crop sets that cover about the scene's area
+    return CropPlan(shape, count, max(1, min(math.ceil(area / p["batch_size"]), steps // places)))
+
+
+class CropBatches:
+    """Blind-spot batches from crops of the scratch copy: each batch takes its share of patches
+    from each crop (BlindSpotBatches over the crop).
+
+    Crop k's batches are seeded with seed + k, so one crop that holds the whole scene (read once,
+    never moved) gives exactly the in-memory trainer's batches. ``seen`` marks every pixel that was
+    a patch's centre.
+    """
+
+    def __init__(self, scratch: ScratchCube, plan: CropPlan, p: dict, seed: int, device):
+        self.scratch, self.plan, self.p, self.seed, self.device = scratch, plan, p, seed, device
+        rows, cols = scratch.valid.shape
+        self.whole = plan.shape == (rows, cols)
+        self.rng = np.random.default_rng([int(seed), 104729])
+        self.seen = np.zeros((rows, cols), dtype=bool)
+        self.crops = 0
+        share, extra = divmod(p["batch_size"], plan.count)
+        self._sizes = [share + (j < extra) for j in range(plan.count)]
+        self._valid_rows = np.cumsum(scratch.valid.sum(axis=1))  # to find the k-th valid pixel
+        self._load()
+
+    def _place(self) -> tuple:
+        rows, cols = self.scratch.valid.shape
+        h, w = self.plan.shape
+        r, c = int(self.rng.integers(0, rows - h + 1)), int(self.rng.integers(0, cols - w + 1))
+        if not self.scratch.valid[r:r + h, c:c + w].any():  # centre it on a valid pixel instead
+            k = int(self.rng.integers(0, int(self._valid_rows[-1])))
+            y = int(np.searchsorted(self._valid_rows, k, side="right"))
+            before = int(self._valid_rows[y - 1]) if y else 0
+            x = int(np.flatnonzero(self.scratch.valid[y])[k - before])
+            r, c = min(max(0, y - h // 2), rows - h), min(max(0, x - w // 2), cols - w)
+        return r, c
+
+    def _load(self):
+        import torch
+
+        from .blindspot import BlindSpotBatches
+
+        p, self.current = self.p, []
+        for size in self._sizes:
+            origin = (0, 0) if self.whole else self._place()
+            cube, valid = self.scratch.read(*origin, *self.plan.shape)
+            batches = BlindSpotBatches(torch.from_numpy(cube).to(self.device), torch.from_numpy(valid).to(self.device),
+                                       p["patch_size"], p["ratio"], p["window"], size, p["redraw"],
+                                       self.seed + self.crops)
+            self.current.append((origin, batches))
+            self.crops += 1
+        self._left = self.plan.period
+
+    def next(self):
+        """The next batch (its ``centres`` index each part's own crop)."""
+        import torch
+
+        from .blindspot import Batch
+
+        if self._left <= 0:
+            self._load()
+        self._left -= 1
+        parts = []
+        for (r, c), batches in self.current:
+            part = batches.next()
+            centres = part.centres.cpu().numpy()
+            self.seen[r + centres // self.plan.shape[1], c + centres % self.plan.shape[1]] = True
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return Batch(*(torch.cat([getattr(b, f.name) for b in parts]) for f in fields(Batch)))
+
+
+def _train(net, scratch: ScratchCube, p: dict, valid_pixels: int, budget: int, dev, seed: int,
+           progress: Progress) -> dict:
+    import torch
+
+    from ..training import train
+    from .blindspot import masked_loss
+
+    rows, cols, nb = scratch.shape
+    steps = training_steps(p, valid_pixels)
+    plan = crop_plan(budget, rows, cols, nb, p, steps)
+    batches = CropBatches(scratch, plan, p, seed, dev)
+    optimizer = torch.optim.Adam(net.parameters(), lr=p["learning_rate"], betas=(p["beta1"], 0.999),
+                                 weight_decay=p["weight_decay"])
+
+    def loss_at(i):
+        batch = batches.next()
+        return masked_loss(net(batch.inputs), batch, p["loss"])
+
+    started = time.perf_counter()
+    history = train(net, optimizer, loss_at, steps, progress, label="iteration")
+    seen = int(batches.seen.sum())
+    where = "the whole scene" if batches.whole else (f"{batches.crops} crops of {plan.shape[0]} x {plan.shape[1]} "
+                                                     f"pixels, {plan.count} at a time, moved every {plan.period} "
+                                                     "iterations")
+    progress.log(f"Training saw {seen} distinct pixels ({100.0 * seen / valid_pixels:.1f}% of the valid pixels) "
+                 f"as patch centres, from {where}.")
+    return {"iterations": steps, "epochs": round(steps * p["batch_size"] / valid_pixels, 4),
+            "seconds": round(time.perf_counter() - started, 3),
+            "final_loss": float(np.mean(history[-10:])) if history else None,
+            "pixels_seen": seen, "crop": [] if batches.whole else list(plan.shape), "crops": batches.crops}
+
+
+def tile_side(p: dict, rows: int, cols: int, bands: int, overlap: int, budget: int, dev) -> int:
+    """The detection tiles' core side: choose_tile's (free memory on the device, the CPU's cap), at
+    most what keeps the tile's host arrays (and on the CPU its activations) within the budget."""
+    activations = _bytes_per_pixel(bands, p["features"])
+    host = TILE_HOST_PER_BAND * bands + TILE_HOST_PER_PIXEL + (activations if dev.type == "cpu" else 0)
+    cap = max(MIN_TILE, math.isqrt(int(budget // host)) - 2 * overlap)
+    side = choose_tile(p["tile_size"], rows, cols, activations, dev, overlap,
+                       cpu_cap_bytes=min(CPU_TILE_BYTES, budget), minimum=MIN_TILE)
+    return min(side or max(rows, cols), cap)
+
+
+def score_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, writer: RasterWriter,
+                progress: Progress) -> tuple:
+    """Write each tile core's raw score (score_image's, invalid pixels NaN); returns (min, max, tiles)."""
+    import torch
+
+    from ..classical import mahalanobis, safe_inverse
+
+    rows, cols, nb = scratch.shape
+    overlap = net.receptive_radius(p["blocks"])
+    tiles = list(iter_tiles(rows, cols, tile_side(p, rows, cols, nb, overlap, budget, dev), overlap))
+    weights = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=dev) if p["score"] == "mse" else None
+    net.eval()
+
+    def residuals(message, fraction):
+        """(tile, its core's residual x - y (rows, cols, bands), the core's validity) of each tile."""
+        sub = SubProgress(progress, *fraction)
+        for i, t in enumerate(tiles):
+            sub.update("detecting", i / len(tiles), f"{message}: tile {i + 1}/{len(tiles)}")
+            x, valid = scratch.read(t.row, t.col, t.rows, t.cols)
+            rs, cs = t.core_in_tile
+            y = _forward(net, torch.from_numpy(x).to(dev), False)
+            yield t, (x - y)[rs, cs], valid[rs, cs]
+
+    lo, hi = math.inf, -math.inf
+
+    def put(t, core_score, core_valid):
+        nonlocal lo, hi
+        block = np.full(core_valid.shape, np.nan)
+        if core_valid.any():
+            values = core_score[core_valid]
+            block[core_valid] = values
+            lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+        writer.write(block, t.core_row, t.core_col)
+
+    if p["score"] == "rx":
+        moments = Moments(nb)
+        for _, r, ok in residuals("residual statistics", (0.0, 0.5)):
+            moments.add(r[ok])
+        mean, inv = moments.mean, safe_inverse(moments.covariance())
+        for t, r, ok in residuals("scores", (0.5, 0.5)):
+            score = np.zeros(ok.shape)
+            if ok.any():
+                score[ok] = mahalanobis(r[ok], mean, inv)
+            put(t, score, ok)
+    else:
+        for i, t in enumerate(tiles):
+            progress.update("detecting", i / len(tiles), f"tile {i + 1}/{len(tiles)}")
+            x, valid = scratch.read(t.row, t.col, t.rows, t.cols)
+            rs, cs = t.core_in_tile
+            error = _forward(net, torch.from_numpy(x).to(dev), True, weights)[:, :, 0]
+            put(t, error[rs, cs].astype(np.float64), valid[rs, cs])
+    progress.update("detecting", 1.0, f"{len(tiles)} tiles")
+    return lo, hi, len(tiles)
