@@ -15,18 +15,14 @@ MODES = ("none", "standardize", "minmax")
 
 def fit_scaling(cube: np.ndarray, valid: np.ndarray, mode: str) -> dict:
     """Return {'mode', 'offset' (B,), 'scale' (B,)} so that scaled = (x - offset) / scale."""
-    check_mode(mode)
+    if mode not in MODES:
+        raise HsiDetectError(f"Unknown scaling '{mode}'. Use one of: {', '.join(MODES)}.")
     pixels = cube[valid].astype(np.float64)
     if mode == "standardize":
         return scaling_of(mode, cube.shape[-1], mean=pixels.mean(axis=0), deviation=pixels.std(axis=0))
     if mode == "minmax":
         return scaling_of(mode, cube.shape[-1], lo=float(pixels.min()), hi=float(pixels.max()))
     return scaling_of(mode, cube.shape[-1])
-
-
-def check_mode(mode: str):
-    if mode not in MODES:
-        raise HsiDetectError(f"Unknown scaling '{mode}'. Use one of: {', '.join(MODES)}.")
 
 
 def scaling_of(mode: str, bands: int, mean=None, deviation=None, lo: float = 0.0, hi: float = 1.0) -> dict:

@@ -29,7 +29,7 @@ from ..io.tiles import choose_tile, iter_tiles
 from ..io.writer import RasterWriter
 from ..parameters import MODEL_KEYS
 from ..progress import Progress, SubProgress
-from ..scaling import apply_scaling, check_mode, scaling_of
+from ..scaling import apply_scaling, scaling_of
 from ..streaming.budget import gdal_cache, window_budget
 from ..streaming.outputs import write_anomaly_outputs
 from ..streaming.rx import describe_bands, source_moments, windows
@@ -37,7 +37,8 @@ from ..streaming.statistics import Moments
 from .detector import CPU_TILE_BYTES, _bytes_per_pixel, _forward, build_network, load, load_network, store, \
     training_steps
 
-WINDOW_PER_BAND = 24  # a window of the passes over the source: the read, its float64 chunk, the scaled copy
+WINDOW_PER_BAND = 24  # a window of the passes over the source: the float32 read with its validity and valid
+#                       pixels' copy, or with the scaling's two float32 results (16), and room for GDAL's buffers
 WINDOW_PER_PIXEL = 16
 CROP_PER_BAND = 4  # a training crop: the float32 pixels on the training device
 CROP_PER_PIXEL = 18  # its validity, the centres' indices and their shuffled order (int64)
@@ -58,7 +59,6 @@ def stream_bs3lnet_anomaly(src: RasterSource, txn, limit: int, p: dict, *, devic
                              f"exceeds the memory limit of {format_size(limit)}; set score_rounds to 0 or raise "
                              "the memory limit.")
     p = dict(p)
-    check_mode(p["scaling"])
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
     budget = window_budget(limit, src.block_bytes)
     plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
