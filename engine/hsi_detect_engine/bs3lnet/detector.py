@@ -64,18 +64,20 @@ def _bytes_per_pixel(bands: int, features: int) -> float:
 
 
 CPU_TILE_BYTES = 1 << 30  # on the CPU larger tiles are no faster, and memory stays low
-IN_MEMORY_PER_BAND = 24  # bytes per pixel and band of ``detect``: the float32 cube, and fit_scaling's float64
-#                          copy of the valid pixels with its centred temporary (later the float32 scaled copy)
+FIT_PER_BAND = 20  # bytes per pixel and band while ``detect`` fits the scaling: the float32 cube, and
+#                    fit_scaling's float64 copy of the valid pixels with its centred temporary
+SCORE_PER_BAND = 8  # while it trains and scores: the float32 cube and its scaled copy
 IN_MEMORY_PER_PIXEL = 64  # the masks, the float64 and float32 scores, the normalised score
 
 
 def in_memory_bytes(rows: int, cols: int, bands: int, features: int) -> int:
-    """Host memory of the in-memory run (reading, scaling, detection) on a (rows, cols, bands) scene:
-    its per-pixel arrays, plus the detection tile's activations on the CPU (at most CPU_TILE_BYTES).
-    The training batches are left out: their size is set by the parameters, not by the scene."""
+    """Host memory of ``detect`` and the pipeline around it on a (rows, cols, bands) scene: the larger
+    of its peak while fitting the scaling and its peak while scoring (the arrays plus the detection
+    tile's activations on the CPU, at most CPU_TILE_BYTES). The training batches are left out:
+    their size is set by the parameters, not by the scene."""
     pixels = rows * cols
     tile = min(pixels * _bytes_per_pixel(bands, features), CPU_TILE_BYTES)
-    return int(pixels * (IN_MEMORY_PER_BAND * bands + IN_MEMORY_PER_PIXEL) + tile)
+    return int(pixels * IN_MEMORY_PER_PIXEL + max(pixels * FIT_PER_BAND * bands, pixels * SCORE_PER_BAND * bands + tile))
 
 
 def _forward(net, part, with_error: bool, weights=None):
