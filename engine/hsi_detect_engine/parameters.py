@@ -202,8 +202,8 @@ DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 MEMORY_LIMIT = Param("memory_limit", str, "", "Memory limit (e.g. 4GB; empty: automatic)",
                      "Memory the run may take, such as 4GB, 512MB or 2G (powers of 1024). A scene whose processing "
                      "fits well inside it is processed whole; a larger one is read, scored and written window by "
-                     "window (RX, CVA, BS3LNet through a scratch copy of the scaled scene, the accuracy assessment; "
-                     "HyperNet sizes its tiles and stored activations by it). Empty: half of the memory available when the run starts.", advanced=True)
+                     "window (RX, CVA, the accuracy assessment; BS3LNet and HyperNet through a scratch copy of the "
+                     "scaled scene). Empty: half of the memory available when the run starts.", advanced=True)
 
 
 def parse_yes_no(text: str) -> Optional[bool]:

@@ -1,5 +1,5 @@
-"""The streamed anomaly pipelines' last passes, from a raw score raster already written: the
-0..1 score map and its style, the threshold, the binary map and the objects layer."""
+"""The streamed anomaly pipelines' last passes (RX and BS3LNet), from a raw score raster already
+written: the 0..1 score map, then its style, threshold, binary map and objects (scores.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..io.styles import binary_qml, score_qml, write_qml
-from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
+from ..io.writer import SCORE_NODATA, RasterWriter
 from ..progress import Progress
-from .scores import ScoreRaster, binarize_raster, objects_of_raster, style_range_of_raster, threshold_of_raster
+from .scores import ScoreRaster, cut_score, style_score
 
 
 def normalise(raw: ScoreRaster, lo: float, hi: float, writer: RasterWriter) -> tuple:
@@ -35,27 +34,16 @@ def write_anomaly_outputs(raw_path: str, lo: float, hi: float, txn, georef, budg
     """From the raw scores at ``raw_path`` (range lo..hi, invalid pixels NaN): the transaction's
     'score' raster (0..1) with its style, and its 'binary' and 'objects' outputs when asked for.
     Returns the summary's entries: threshold, threshold_method, detected_pixels, objects."""
-    info = {}
     progress.update("writing", 0.0, "scaling the scores to 0..1", force=True)
     raw = ScoreRaster(raw_path, budget, progress)
-    with RasterWriter(txn.path("score"), georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
-                      metadata=metadata) as w:
-        normalise(raw, lo, hi, w)
-    raw.close()
-    score = ScoreRaster(txn.path("score"), budget, progress)
-    write_qml(txn.path("score"), score_qml(*style_range_of_raster(score, budget), "anomaly score"),
-              txn.path("score", "qml"))
-    if "binary" in txn.outputs or "objects" in txn.outputs:
-        progress.update("writing", 0.4, "thresholding", force=True)
-        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
-        info.update({"threshold": t, "threshold_method": threshold})
-        if "binary" in txn.outputs:
-            with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA,
-                              band_names=["anomaly"], metadata=metadata) as w:
-                info["detected_pixels"] = binarize_raster(score, w, t)
-            write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
-        if "objects" in txn.outputs:
-            info["objects"] = objects_of_raster(txn, txn.path("score"), t, georef, layer_name="detected_objects",
-                                                score_name="score", min_size=min_object_size)
-    score.close()
-    return info
+    try:
+        with RasterWriter(txn.path("score"), georef, nodata=SCORE_NODATA, band_names=["anomaly score"],
+                          metadata=metadata) as w:
+            normalise(raw, lo, hi, w)
+    finally:
+        raw.close()
+    style_score(txn, "score", "anomaly score", budget, progress)
+    return cut_score(txn, txn.path("score"), georef, metadata, budget, progress, threshold=threshold,
+                     threshold_value=threshold_value, top_fraction=top_fraction, false_alarm_rate=false_alarm_rate,
+                     min_object_size=min_object_size, label="anomaly", layer_name="detected_objects",
+                     score_name="score", count_key="detected_pixels")
