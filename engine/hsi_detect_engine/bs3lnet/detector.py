@@ -34,12 +34,19 @@ def build_network(bands: int, p: dict):
 
 def trainer(net, image, valid, p: dict, seed: int):
     """The optimiser, the batch maker and loss_at(i) for ``training.train``."""
-    import torch
-
-    from .blindspot import BlindSpotBatches, masked_loss
+    from .blindspot import BlindSpotBatches
 
     batches = BlindSpotBatches(image, valid, p["patch_size"], p["ratio"], p["window"], p["batch_size"],
                                p["redraw"], seed)
+    return trainer_on(net, batches, p)
+
+
+def trainer_on(net, batches, p: dict):
+    """``trainer`` for any batch maker with a ``next()`` (a streamed run's crops)."""
+    import torch
+
+    from .blindspot import masked_loss
+
     optimizer = torch.optim.Adam(net.parameters(), lr=p["learning_rate"], betas=(p["beta1"], 0.999),
                                  weight_decay=p["weight_decay"])
 

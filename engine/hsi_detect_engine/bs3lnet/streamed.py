@@ -35,7 +35,7 @@ from ..streaming.outputs import write_anomaly_outputs
 from ..streaming.rx import describe_bands, source_moments, windows
 from ..streaming.statistics import Moments
 from .detector import CPU_TILE_BYTES, _bytes_per_pixel, _forward, build_network, load, load_network, store, \
-    training_steps
+    trainer_on, training_steps
 
 WINDOW_PER_BAND = 24  # a window of the passes over the source: the float32 read with its validity and valid
 #                       pixels' copy, or with the scaling's two float32 results (16), and room for GDAL's buffers
@@ -229,22 +229,12 @@ class CropBatches:
 
 def _train(net, scratch: ScratchCube, p: dict, valid_pixels: int, budget: int, dev, seed: int,
            progress: Progress) -> dict:
-    import torch
-
     from ..training import train
-    from .blindspot import masked_loss
 
     rows, cols, nb = scratch.shape
     steps = training_steps(p, valid_pixels)
     plan = crop_plan(budget, rows, cols, nb, p, steps)
-    batches = CropBatches(scratch, plan, p, seed, dev)
-    optimizer = torch.optim.Adam(net.parameters(), lr=p["learning_rate"], betas=(p["beta1"], 0.999),
-                                 weight_decay=p["weight_decay"])
-
-    def loss_at(i):
-        batch = batches.next()
-        return masked_loss(net(batch.inputs), batch, p["loss"])
-
+    optimizer, batches, loss_at = trainer_on(net, CropBatches(scratch, plan, p, seed, dev), p)
     started = time.perf_counter()
     history = train(net, optimizer, loss_at, steps, progress, label="iteration")
     seen = int(batches.seen.sum())
