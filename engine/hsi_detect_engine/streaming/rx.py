@@ -22,7 +22,7 @@ from ..io.styles import binary_qml, score_qml, write_qml
 from ..io.writer import CLASS_NODATA, SCORE_NODATA, RasterWriter
 from ..progress import Progress, SubProgress
 from .budget import gdal_cache, window_budget
-from .scores import ScoreRaster, binarize_raster, objects_of_raster, style_range_of_raster, threshold_of_raster
+from .scores import ScoreRaster, binarize_raster, cut_of_raster, objects_of_raster, style_range_of_raster
 from .statistics import Moments
 
 IN_MEMORY_PER_BAND = 8  # bytes per pixel and band of the in-memory RX: the float32 cube and its valid pixels' copy
@@ -144,15 +144,15 @@ def _rx_passes(src, stats, plan, budget, txn, info, threshold, threshold_value, 
               txn.path("score", "qml"))
     if "binary" in txn.outputs or "objects" in txn.outputs:
         progress.update("writing", 0.4, "thresholding", force=True)
-        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
-        info.update({"threshold": t, "threshold_method": threshold})
+        cut = cut_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate)
+        info.update(cut.info)
         if "binary" in txn.outputs:
             with RasterWriter(txn.path("binary"), src.georef, dtype="uint8", nodata=CLASS_NODATA,
                               band_names=["anomaly"], metadata=metadata) as w:
-                info["detected_pixels"] = binarize_raster(score, w, t)
+                info["detected_pixels"] = binarize_raster(score, w, cut)
             write_qml(txn.path("binary"), binary_qml("anomaly"), txn.path("binary", "qml"))
         if "objects" in txn.outputs:
-            info["objects"] = objects_of_raster(txn, txn.path("score"), t, src.georef, layer_name="detected_objects",
+            info["objects"] = objects_of_raster(txn, txn.path("score"), cut, src.georef, layer_name="detected_objects",
                                                 score_name="score", min_size=min_object_size)
     score.close()
     return info
