@@ -39,7 +39,7 @@ def test_maps_are_created_by_default_and_the_thresholds_fit_each_kind(hsidetect)
         for output in ("OUTPUT_BINARY", "OUTPUT_OBJECTS") + (("OUTPUT_ANOMALOUS",) if name in ("hypernet", "cva") else ()):
             assert algorithm.parameterDefinition(output).createByDefault(), (name, output)
         default = algorithm.parameterDefinition("THRESHOLD_METHOD").defaultValue()
-        assert default == ("false-alarm" if name in ("bs3lnet", "rx") else "otsu")
+        assert default == ("hysteresis" if name in ("bs3lnet", "rx") else "otsu")
     device = hsidetect.algorithm("bs3lnet").parameterDefinition("DEVICE")
     assert device.metadata()["widget_wrapper"]["value_hints"][:3] == ["auto", "cpu", "cuda"]
 

@@ -24,7 +24,7 @@ T1, T2, TRUTH = (os.path.join(DEMO, f) for f in ("taizhou_2000.tif", "taizhou_20
 ROOMY = "4GB"
 SCORE_TOLERANCE = 1e-6  # streamed and in-memory scores (0..1, or the raw magnitude relative to its range)
 THRESHOLDS = [("otsu", {}), ("kmeans", {}), ("min-error", {}), ("value", {"threshold_value": 0.3}),
-              ("fraction", {"top_fraction": 0.02})]
+              ("hysteresis", {}), ("fraction", {"top_fraction": 0.02})]
 
 
 def band(path):

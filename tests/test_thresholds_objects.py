@@ -171,7 +171,7 @@ def cli(*args):
                           timeout=300)
 
 
-def test_cli_writes_objects_with_the_false_alarm_default_and_evaluate_reports_objects(tmp_path):
+def test_cli_writes_objects_with_the_hysteresis_default_and_evaluate_reports_objects(tmp_path):
     rng = np.random.default_rng(3)
     cube = rng.normal(0.0, 1.0, (40, 50, 6)).astype(np.float32)
     cube[5:7, 5:7] += 12.0
@@ -184,7 +184,7 @@ def test_cli_writes_objects_with_the_false_alarm_default_and_evaluate_reports_ob
                "--objects", str(tmp_path / "o.gpkg"), "--min-object-size", "1", "--json-progress")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])["result"]
-    assert result["threshold_method"] == "false-alarm"
+    assert result["threshold_method"] == "hysteresis" and result["grow_threshold"] < result["threshold"]
     assert result["outputs"]["objects"] == str(tmp_path / "o.gpkg")
     ds = ogr.Open(str(tmp_path / "o.gpkg"))
     layer = ds.GetLayerByName("detected_objects")

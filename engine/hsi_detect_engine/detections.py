@@ -11,7 +11,7 @@ from .io.objects import write_detected_objects
 from .io.transaction import OutputTransaction
 from .io.writer import write_binary
 from .progress import Progress
-from .thresholds import binarize, choose_threshold
+from .thresholds import binary_map
 
 
 def write_detections(txn: OutputTransaction, score: np.ndarray, valid: np.ndarray, georef, meta: dict, *,
@@ -23,9 +23,8 @@ def write_detections(txn: OutputTransaction, score: np.ndarray, valid: np.ndarra
     wants = {kind for kind in ("binary", "objects") if kind in txn.outputs}
     if not wants:
         return {}
-    t = choose_threshold(score[valid], threshold, threshold_value, top_fraction, transform, false_alarm_rate)
-    classes = binarize(score, valid, t)
-    found = {"threshold": t, "threshold_method": threshold, count_key: int((classes == 1).sum())}
+    classes, found = binary_map(score, valid, threshold, threshold_value, top_fraction, transform, false_alarm_rate)
+    found[count_key] = int((classes == 1).sum())
     if "binary" in wants:
         write_binary(txn.path("binary"), classes, georef, label, meta, txn.path("binary", "qml"))
     if "objects" in wants:

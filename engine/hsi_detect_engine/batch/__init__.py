@@ -80,7 +80,7 @@ def add_parser(sub, common) -> argparse.ArgumentParser:
     r = b.add_argument_group("engine options for every job (where its cell is empty)")
     r.add_argument("--method", help="bs3lnet or rx for anomaly, hypernet or cva for change")
     r.add_argument("--bands", help="1-based bands to use, e.g. 1-50,60")
-    r.add_argument("--threshold", choices=THRESHOLDS, help="how the binary map is thresholded (default: false-alarm "
+    r.add_argument("--threshold", choices=THRESHOLDS, help="how the binary map is thresholded (default: hysteresis "
                                                             "for anomaly jobs, otsu for change jobs)")
     r.add_argument("--threshold-value", type=float)
     r.add_argument("--top-fraction", type=float)

@@ -5,7 +5,8 @@ threshold from the same 1024-bin histogram (summed over windows), k-means with e
 iteration's class means summed over windows, and the top fraction's quantile by exact
 selection of the two order statistics numpy's linear quantile interpolates between. An
 automatic threshold on a transformed score (thresholds.choose_threshold's ``transform``) runs
-on the raster's values transformed as they are read.
+on the raster's values transformed as they are read. The hysteresis rule's regions are
+labelled on the whole map, held as two bool maps (a few bytes per pixel, never the cube).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from ..io.memory import window_rows
 from ..io.writer import CLASS_NODATA, RasterWriter
 from ..io.objects import write_detected_objects
 from ..io.styles import binary_qml, score_qml, write_qml
-from ..thresholds import (AUTOMATIC, DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, kmeans_from_centres,
-                          min_error_from_histogram, otsu_from_histogram, score_transform)
+from ..thresholds import (AUTOMATIC, DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, hysteresis_cuts, hysteresis_regions,
+                          kmeans_from_centres, min_error_from_histogram, otsu_from_histogram, score_transform)
 
 BINS = 1024  # as thresholds.py
 SELECT_BINS = 4096
@@ -87,6 +88,52 @@ class ScoreRaster:
         self._ds = None
 
 
+class RasterCut:
+    """A score raster's binary map: the scores above one threshold, or the hysteresis rule's
+    regions (``regions``, a bool map of the whole raster)."""
+
+    def __init__(self, method: str, threshold: float, grow: Optional[float] = None,
+                 regions: Optional[np.ndarray] = None):
+        self.method, self.threshold, self.grow, self.regions = method, threshold, grow, regions
+
+    @property
+    def info(self) -> dict:
+        """The summary's threshold entries, as thresholds.binary_map gives them."""
+        grow = {} if self.grow is None else {"grow_threshold": self.grow}
+        return {"threshold": self.threshold, **grow, "threshold_method": self.method}
+
+    def window(self, row: int, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The flagged pixels of a window of rows starting at ``row``."""
+        if self.regions is None:
+            return valid & (values > self.threshold)
+        return self.regions[row:row + values.shape[0]]
+
+
+def cut_of_raster(raster: ScoreRaster, method: str, value: Optional[float] = None, fraction: Optional[float] = None,
+                  budget: int = 64 << 20, rate: Optional[float] = None, transform: str = "none") -> RasterCut:
+    """The binary map ``method`` gives on the raster (see thresholds.binary_map)."""
+    if method != "hysteresis":
+        return RasterCut(method, threshold_of_raster(raster, method, value, fraction, budget, rate, transform))
+    n, lo, hi = raster.summary()
+    if n == 0:
+        raise HsiDetectError("No valid score to threshold.")
+    seed, grow = hysteresis_cuts(lo, *_root_quantiles(raster, n, lo, hi, budget))
+    grown = np.zeros((raster.height, raster.width), dtype=bool)
+    seeds = np.zeros_like(grown)
+    for r, values, valid in raster.windows():
+        grown[r:r + values.shape[0]] = valid & (values > grow)
+        seeds[r:r + values.shape[0]] = valid & (values > seed)
+    return RasterCut(method, seed, grow, hysteresis_regions(grown, seeds, n))
+
+
+def _root_quantiles(raster: ScoreRaster, n: int, lo: float, hi: float, budget: int) -> tuple:
+    """The median and 90th percentile of the root of the valid scores above their minimum (false_alarm_cut's fit)."""
+    def root(x):
+        return math.sqrt(max(x - lo, 0.0))
+
+    return tuple(_quantile(raster, q, n, lo, hi, _sort_cap(budget), root) for q in (0.5, 0.9))
+
+
 def threshold_of_raster(raster: ScoreRaster, method: str, value: Optional[float] = None,
                         fraction: Optional[float] = None, budget: int = 64 << 20,
                         rate: Optional[float] = None, transform: str = "none") -> float:
@@ -100,10 +147,7 @@ def threshold_of_raster(raster: ScoreRaster, method: str, value: Optional[float]
         forward, inverse = score_transform(transform, lo, hi)
         return float(inverse(threshold_of_raster(raster.transformed(forward), method, budget=budget)))
     if method == "false-alarm":
-        def root(x):
-            return math.sqrt(max(x - lo, 0.0))
-
-        median, q90 = (_quantile(raster, q, n, lo, hi, _sort_cap(budget), root) for q in (0.5, 0.9))
+        median, q90 = _root_quantiles(raster, n, lo, hi, budget)
         return false_alarm_cut(lo, median, q90, DEFAULT_FALSE_ALARM_RATE if rate is None else rate)
     if method == "fraction":
         if not 0 < fraction < 1:
@@ -204,21 +248,21 @@ def _select(raster: ScoreRaster, ranks: tuple, a: float, b: float, cap: int, clo
             return tuple(float(kept[r - skipped]) for r in ranks)
 
 
-def binarize_raster(raster: ScoreRaster, writer: RasterWriter, threshold: float) -> int:
-    """Write 1 above the threshold, 0 at or below it, 255 where invalid (thresholds.binarize);
+def binarize_raster(raster: ScoreRaster, writer: RasterWriter, cut: RasterCut) -> int:
+    """Write 1 where the cut flags a pixel, 0 elsewhere, 255 where invalid (thresholds.binary_map);
     returns the count of 1s."""
     marked = 0
     for r, values, valid in raster.windows():
-        classes = (values > threshold).astype(np.uint8)
+        classes = cut.window(r, values, valid).astype(np.uint8)
         classes[~valid] = CLASS_NODATA
         marked += int((classes == 1).sum())
         writer.write(classes, r, 0)
     return marked
 
 
-def objects_of_raster(txn, score_path: str, threshold: float, georef, *, layer_name: str, score_name: str,
+def objects_of_raster(txn, score_path: str, cut: RasterCut, georef, *, layer_name: str, score_name: str,
                       min_size: int) -> int:
-    """Write the transaction's 'objects' layer from a written score raster cut at ``threshold``;
+    """Write the transaction's 'objects' layer from a written score raster's binary map ``cut``;
     returns the number of objects. Objects are regions of the whole map, so the score map is read
     whole: one map (a few bytes per pixel), never the cube."""
     ds = _gdal().Open(score_path)
@@ -227,7 +271,7 @@ def objects_of_raster(txn, score_path: str, threshold: float, georef, *, layer_n
     nodata = band.GetNoDataValue()
     ds = None
     valid = np.isfinite(score) if nodata is None else np.isfinite(score) & (score != nodata)
-    found = write_detected_objects(txn.path("objects"), valid & (score > threshold), score, georef, min_size=min_size,
+    found = write_detected_objects(txn.path("objects"), cut.window(0, score, valid), score, georef, min_size=min_size,
                                    layer_name=layer_name, score_name=score_name, style=txn.path("objects", "qml"))
     return found["objects"]
 
@@ -253,16 +297,16 @@ def cut_score(txn, score_path: str, georef, metadata: dict, budget: int, progres
     progress.update("writing", 0.4, "thresholding", force=True)
     score = ScoreRaster(score_path, budget, progress)
     try:
-        t = threshold_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate, transform)
-        found = {"threshold": t, "threshold_method": threshold}
+        cut = cut_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate, transform)
+        found = cut.info
         if "binary" in txn.outputs:
             with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA, band_names=[label],
                               metadata=metadata) as w:
-                found[count_key] = binarize_raster(score, w, t)
+                found[count_key] = binarize_raster(score, w, cut)
             write_qml(txn.path("binary"), binary_qml(label), txn.path("binary", "qml"))
     finally:
         score.close()
     if "objects" in txn.outputs:
-        found["objects"] = objects_of_raster(txn, score_path, t, georef, layer_name=layer_name,
+        found["objects"] = objects_of_raster(txn, score_path, cut, georef, layer_name=layer_name,
                                              score_name=score_name, min_size=min_object_size)
     return found
