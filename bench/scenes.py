@@ -120,10 +120,19 @@ def mosaic(data_dir: str, size: int, seed: int = 0):
     for name in MOSAIC_SOURCES:
         with np.load(os.path.join(data_dir, "anomaly", f"{name}.npz")) as z:
             tiles.append((z["cube"].astype(np.int16), z["gt"]))
-    rng = np.random.default_rng(seed)
     n = -(-size // TILE)
     cube = np.empty((n * TILE, n * TILE, tiles[0][0].shape[2]), np.int16)
     gt = np.empty((n * TILE, n * TILE), np.uint8)
+    for i, j, c, g in _tile_choices(tiles, n, seed):
+        cube[i * TILE:(i + 1) * TILE, j * TILE:(j + 1) * TILE] = c
+        gt[i * TILE:(i + 1) * TILE, j * TILE:(j + 1) * TILE] = g
+    return cube[:size, :size], gt[:size, :size]
+
+
+def _tile_choices(tiles: list, n: int, seed: int):
+    """(row, column, cube, anomaly map) of each tile of an n x n mosaic, row by row: a source tile
+    drawn at random and mirrored at random."""
+    rng = np.random.default_rng(seed)
     for i in range(n):
         for j in range(n):
             c, g = tiles[rng.integers(len(tiles))]
@@ -131,9 +140,7 @@ def mosaic(data_dir: str, size: int, seed: int = 0):
                 c, g = c[::-1], g[::-1]
             if rng.random() < 0.5:
                 c, g = c[:, ::-1], g[:, ::-1]
-            cube[i * TILE:(i + 1) * TILE, j * TILE:(j + 1) * TILE] = c
-            gt[i * TILE:(i + 1) * TILE, j * TILE:(j + 1) * TILE] = g
-    return cube[:size, :size], gt[:size, :size]
+            yield i, j, c, g
 
 
 def scaling_scene(data_dir: str, work_dir: str, size: int) -> Optional[Scene]:
@@ -248,22 +255,15 @@ def _full_tiles(data_dir: str, bands: int) -> list:
 def _full_strips(data_dir: str, size: int, bands: int, seed: int = 0):
     """(row, strip (TILE, size, bands) int16, anomaly map) of the size x size mosaic, one tile row at a
     time, so that no whole cube is ever held."""
-    tiles = _full_tiles(data_dir, bands)
-    rng = np.random.default_rng(seed)
     n = -(-size // TILE)
-    for i in range(n):
-        strip = np.empty((TILE, n * TILE, bands), np.int16)
-        gt = np.empty((TILE, n * TILE), np.uint8)
-        for j in range(n):
-            c, g = tiles[rng.integers(len(tiles))]
-            if rng.random() < 0.5:
-                c, g = c[::-1], g[::-1]
-            if rng.random() < 0.5:
-                c, g = c[:, ::-1], g[:, ::-1]
-            strip[:, j * TILE:(j + 1) * TILE] = c
-            gt[:, j * TILE:(j + 1) * TILE] = g
-        h = min(TILE, size - i * TILE)
-        yield i * TILE, strip[:h, :size], gt[:h, :size]
+    strip = np.empty((TILE, n * TILE, bands), np.int16)
+    gt = np.empty((TILE, n * TILE), np.uint8)
+    for i, j, c, g in _tile_choices(_full_tiles(data_dir, bands), n, seed):
+        strip[:, j * TILE:(j + 1) * TILE] = c
+        gt[:, j * TILE:(j + 1) * TILE] = g
+        if j == n - 1:
+            h = min(TILE, size - i * TILE)
+            yield i * TILE, strip[:h, :size].copy(), gt[:h, :size].copy()
 
 
 def full_scene(data_dir: str, work_dir: str, size: int, bands: int = FULL_BANDS) -> Optional[Scene]:

@@ -23,6 +23,7 @@ from hsi_detect_engine.io.reader import RasterSource, read_cube
 from hsi_detect_engine.progress import Progress
 from hsi_detect_engine.scaling import fit_scaling, scaling_of
 from hsi_detect_engine.streaming.rx import source_moments
+from measure import peak_rss_mb, tmpfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -168,14 +169,8 @@ def one_sentence_error(done, *phrases):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MB tmpfs: room for the outputs, not for the scene's 5.2 MB scaled copy."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "disk", "4m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_disk_without_room_for_the_scratch_copy_is_refused_before_the_work(small_disk):
@@ -223,23 +218,6 @@ def mosaic(path, rows=400, cols=400):
     return str(path)
 
 
-_MEASURE = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(child.pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
-"""
-
-
-def peak_rss_mb(args) -> float:
-    """Peak resident memory in MB of the CLI with ``args``, in a child of a small Python of its own
-    (as tests/test_streaming.py: a CLI forked straight from the test would report the test's peak)."""
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "engine"))
-    done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "hsi_detect_engine.cli"] + args,
-                          env=env, capture_output=True, text=True)
-    status, peak_kb = done.stdout.split()
-    assert status == "0", done.stderr
-    return int(peak_kb) / 1024
 
 
 def test_streamed_bs3lnet_stays_within_the_memory_limit(tmp_path):

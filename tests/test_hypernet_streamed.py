@@ -5,8 +5,6 @@ refuses a disk too small for its scratch files before any work, and runs a pair 
 the limit within the limit plus a fixed overhead."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,6 +24,7 @@ from hsi_detect_engine.scaling import fit_scaling
 from hsi_detect_engine.streaming.cva import date_moments, standardizing
 from hsi_detect_engine.streaming.scores import ScoreRaster, threshold_of_raster
 from hsi_detect_engine.thresholds import choose_threshold
+from measure import peak_rss_mb, tmpfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -218,14 +217,8 @@ def test_streamed_success_leaves_only_the_outputs(tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_disk_too_small_for_the_scratch_files_is_refused_before_any_work(tmp_path, small_disk):
@@ -238,23 +231,6 @@ def test_a_disk_too_small_for_the_scratch_files_is_refused_before_any_work(tmp_p
     assert os.listdir(small_disk) == []
 
 
-# Starts the CLI and reports its exit status and peak resident memory (os.wait4's ru_maxrss, in KB),
-# from a small Python of its own (see tests/test_streaming.py).
-_MEASURE = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(child.pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
-"""
-
-
-def _peak_rss_mb(args) -> float:
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "engine"), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "hsi_detect_engine.cli", "change"]
-                          + args, env=env, capture_output=True, text=True)
-    status, peak_kb = done.stdout.split()
-    assert status == "0", done.stderr
-    return int(peak_kb) / 1024
 
 
 def test_streamed_hypernet_stays_within_the_memory_limit(tmp_path):
@@ -266,10 +242,11 @@ def test_streamed_hypernet_stays_within_the_memory_limit(tmp_path):
     small = crop(tmp_path / "small", 48)
     big = crop(tmp_path / "big", 288, row=0, col=0)
     options = ["--epochs", "1", "--hidden", "16", "--crop-size", "32", "--device", "cpu"]
-    baseline = _peak_rss_mb([small[0], small[1], "-o", str(tmp_path / "small.tif")] + options)
+    baseline = peak_rss_mb(["change", small[0], small[1], "-o", str(tmp_path / "small.tif")] + options,
+                           OMP_NUM_THREADS="1")
     out = tmp_path / "out"
     out.mkdir()
-    peak = _peak_rss_mb([big[0], big[1], "-o", str(out / "change.tif"), "--anomalous", str(out / "acd.tif"),
-                         "--binary", str(out / "map.tif"), "--memory-limit", "24MB"] + options)
+    peak = peak_rss_mb(["change", big[0], big[1], "-o", str(out / "change.tif"), "--anomalous", str(out / "acd.tif"),
+                         "--binary", str(out / "map.tif"), "--memory-limit", "24MB"] + options, OMP_NUM_THREADS="1")
     assert peak <= baseline + 24, f"peak {peak:.0f} MB, overhead {baseline:.0f} MB"
     assert hidden_files(out) == []

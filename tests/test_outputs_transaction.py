@@ -22,6 +22,7 @@ from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
 from hsi_detect_engine.io.bands import parse_band_ranges, select_bands
 from hsi_detect_engine.progress import Progress
+from measure import tmpfs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DEMO = os.path.join(ROOT, "data", "demo")
@@ -196,14 +197,8 @@ def test_case5_a_write_that_fails_is_a_user_error_and_leaves_no_file(tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def fill(disk, leave):

@@ -16,6 +16,7 @@ from hsi_detect_engine.change import run_change
 from hsi_detect_engine.errors import Cancelled, HsiDetectError
 from hsi_detect_engine.io.memory import default_memory_limit, memory_limit, parse_memory_size, plan_windows
 from hsi_detect_engine.progress import Progress
+from measure import peak_rss_mb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -197,26 +198,6 @@ def _synthetic_scene(path, rows=1500, cols=1500, bands=64):
     return str(path)
 
 
-# Starts the CLI and reports its exit status and peak resident memory (os.wait4's ru_maxrss, in KB).
-# It runs in a small Python of its own: Linux records a process's peak when exec replaces the
-# forked copy of its parent, so the CLI started straight from the test process would report the
-# test process's own peak.
-_MEASURE = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(child.pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
-"""
-
-
-def _peak_rss_mb(args) -> float:
-    """Peak resident memory in MB of the CLI with ``args`` in a child process."""
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "engine"))
-    run = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "hsi_detect_engine.cli"] + args,
-                         env=env, capture_output=True, text=True)
-    status, peak_kb = run.stdout.split()
-    assert status == "0", run.stderr
-    return int(peak_kb) / 1024
 
 
 def test_streamed_rx_stays_within_the_memory_limit(tmp_path):
@@ -224,8 +205,8 @@ def test_streamed_rx_stays_within_the_memory_limit(tmp_path):
     limit: the child's peak is at most the limit plus the fixed overhead, measured as the peak of
     the same command on the small demo scene (Python, numpy, GDAL and the engine: about 120 MB)."""
     scene = _synthetic_scene(tmp_path / "big.tif")
-    baseline = _peak_rss_mb(["anomaly", HYDICE, "--method", "rx", "-o", str(tmp_path / "small.tif")])
-    peak = _peak_rss_mb(["anomaly", scene, "--method", "rx", "-o", str(tmp_path / "score.tif"),
+    baseline = peak_rss_mb(["anomaly", HYDICE, "--method", "rx", "-o", str(tmp_path / "small.tif")])
+    peak = peak_rss_mb(["anomaly", scene, "--method", "rx", "-o", str(tmp_path / "score.tif"),
                             "--binary", str(tmp_path / "map.tif"), "--memory-limit", "64MB"])
     assert peak <= baseline + 64, f"peak {peak:.0f} MB, overhead {baseline:.0f} MB"
     assert sorted(os.listdir(tmp_path)) == ["big.tif", "map.qml", "map.tif", "score.qml", "score.tif", "small.qml",
