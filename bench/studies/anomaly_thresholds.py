@@ -342,8 +342,9 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list
                 ""]
         out += threshold_scenes(rows, detector) + [""]
     if aucs:
-        out += [f"## Scores of the default BS3LNet training against global RX (AUC; seeds {', '.join(map(str, seeds))}; "
-                f"{len(aucs)} of {total} scenes)", "",
+        runs = ", ".join(f"seed {s} on {sum(s in per for per in aucs.values())}" for s in seeds)
+        out += [f"## Scores of the default BS3LNet training against global RX (AUC; {len(aucs)} of {total} scenes; "
+                f"{runs})", "",
                 "Candidates from the same trained network (the default mse score, the same in the scaled units, the "
                 "RX of its residual) and their fusions with global RX: sums of percentile ranks, of robust z-scores "
                 "(median and MAD), of the robust z-scores of the scores' roots (a distance rather than a squared "
