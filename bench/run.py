@@ -40,7 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch threads per run (default: all cores)")
     p.add_argument("--seeds", type=lambda t: [int(x) for x in _list(t)],
                    help="seeds of the networks (default 1,2,3; quick: 1)")
-    p.add_argument("--parts", type=_list, default=list(PARTS), help="parts to run now: anomaly,change,scaling")
+    p.add_argument("--parts", type=_list, default=list(PARTS), help="parts to run now: anomaly,change,scaling,full")
+    p.add_argument("--plan", type=_list, default=list(PARTS),
+                   help="parts the plan, and so the results, cover (default all; a partial plan needs its own --out)")
     p.add_argument("--scenes", type=_list, help="run only scenes matching these patterns (e.g. abu-*,taizhou*)")
     p.add_argument("--skip", type=_list, help="do not run scenes matching these patterns now (e.g. sim-mosaic-1000*)")
     p.add_argument("--methods", type=_list, help="run only these methods (rx,bs3lnet,cva,hypernet)")
@@ -59,9 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work", default=os.path.join(REPO, "bench", "work"), help="cache and prepared inputs")
     p.add_argument("--out", help="results folder (default bench/results, quick: bench/results/quick)")
     args = p.parse_args(argv)
-    unknown = set(args.parts) - set(PARTS)
+    unknown = (set(args.parts) | set(args.plan)) - set(PARTS)
     if unknown:
         p.error(f"unknown part(s) {', '.join(sorted(unknown))}; use {', '.join(PARTS)}")
+    if set(args.plan) != set(PARTS) and not args.out:
+        p.error("a partial --plan needs --out: its results would replace the whole benchmark's")
     args.seeds = args.seeds or ([1] if args.quick else [1, 2, 3])
     args.scaling_sizes = args.scaling_sizes or list(QUICK_SCALING_SIZES if args.quick else SCALING_SIZES)
     if args.full_sizes is None:
@@ -111,26 +115,29 @@ def build_plan(args, scenes: dict, overrides: dict) -> list:
         return out
 
     plan = []
-    anomaly = {s.name: s for s in anomaly_scenes(args.data)}
+    anomaly = {s.name: s for s in anomaly_scenes(args.data)} if "anomaly" in args.plan else {}
     names = _pick(sorted(anomaly), QUICK_ANOMALY) if args.quick else sorted(anomaly)
     for n in names:
         plan += specs("anomaly", anomaly[n], ("rx", "bs3lnet"))
-    change = {s.name: s for s in change_scenes(args.data, args.work)}
-    change.update({s.name: s for s in ([] if args.quick else simulated_scenes(args.data, args.work))})
+    change = {}
+    if "change" in args.plan:
+        change = {s.name: s for s in change_scenes(args.data, args.work)}
+        change.update({s.name: s for s in ([] if args.quick else simulated_scenes(args.data, args.work))})
     names = _pick(sorted(change), QUICK_CHANGE) if args.quick else list(change)
     for n in names:
         plan += specs("change", change[n], ("cva", "hypernet"))
-    if scaling_scene(args.data, args.work, args.scaling_sizes[0]) is not None:
-        plan.append(RunSpec("matmul", "", "matmul"))
-        for size in args.scaling_sizes:
+    if {"scaling", "full"} & set(args.plan) and scaling_scene(args.data, args.work, args.scaling_sizes[0]) is not None:
+        plan.append(RunSpec("matmul", "", "matmul"))  # the floors' and the FLOP rates' measure
+    for size in args.scaling_sizes if "scaling" in args.plan else []:
+        if scaling_scene(args.data, args.work, size) is not None:
             plan += specs("scaling", scaling_scene(args.data, args.work, size), ("rx", "bs3lnet"), True)
             pair = scaling_pair(args.data, args.work, size)
             if pair is not None:
                 plan += specs("scaling", pair, ("cva", "hypernet"), True)
-        speed_pair = None if args.quick else scaling_pair(args.data, args.work, 300, bands=200)
-        if speed_pair is not None:  # HyperNet's speed figure: a simulated 300 x 300 x 200 pair
-            plan += specs("scaling", speed_pair, ("hypernet",), True)
-    for size in args.full_sizes:
+    speed_pair = None if args.quick or "scaling" not in args.plan else scaling_pair(args.data, args.work, 300, bands=200)
+    if speed_pair is not None:  # HyperNet's speed figure: a simulated 300 x 300 x 200 pair
+        plan += specs("scaling", speed_pair, ("hypernet",), True)
+    for size in args.full_sizes if "full" in args.plan else []:
         scene, pair = full_scene(args.data, args.work, size), full_pair(args.data, args.work, size)
         if scene is None or pair is None:
             break
@@ -143,7 +150,9 @@ def build_plan(args, scenes: dict, overrides: dict) -> list:
 
 
 def selected(spec: RunSpec, args) -> bool:
-    part = {"matmul": "scaling", "read": "full"}.get(spec.section, spec.section)
+    if spec.section == "matmul":
+        return bool({"scaling", "full"} & set(args.parts))
+    part = "full" if spec.section == "read" else spec.section
     if part not in args.parts:
         return False
     if args.methods and spec.method not in args.methods and spec.section not in ("matmul", "read"):

@@ -221,3 +221,23 @@ def test_a_network_run_depends_on_its_own_parameter_defaults_only():
     assert "parameters.py:BS3LNET" in used and "parameters.py:HYPERNET" not in used and "parameters.py" not in used
     assert used["__init__.py"] == state["__init__.py"]
     assert state["parameters.py:BS3LNET"] != state["parameters.py:HYPERNET"]
+
+
+def test_a_partial_plan_covers_its_parts_only_and_needs_its_own_results_folder(tmp_path):
+    from bench.run import build_plan, parse_args
+    from bench.scenes import MOSAIC_SOURCES, data_folder
+
+    if not all(os.path.exists(os.path.join(data_folder(), "anomaly", f"{n}.npz")) for n in MOSAIC_SOURCES):
+        pytest.skip("the benchmark scenes are not beside the repository")
+    with pytest.raises(SystemExit):
+        parse_args(["--plan", "full"])
+    args = parse_args(["--plan", "full", "--parts", "full", "--out", str(tmp_path / "full"), "--work", str(tmp_path)])
+    scenes = {}
+    plan = build_plan(args, scenes, {})
+    assert {s.section for s in plan} == {"matmul", "full", "read"}
+    full = [s for s in plan if s.section == "full"]
+    # both sizes; the 1000 x 1000 scenes at the default limit and at 2GB, the 3000 x 3000 ones at 2GB only
+    assert sorted({(scenes[s.scene].shape[0], s.memory_limit) for s in full}) == [(1000, ""), (1000, "2GB"),
+                                                                                  (3000, "2GB")]
+    assert {s.method for s in full} == {"rx", "bs3lnet", "cva", "hypernet"}
+    assert all(scenes[s.scene].shape[2] == 224 for s in full)
