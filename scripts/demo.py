@@ -104,7 +104,7 @@ def main():
 
     print(f"\nOutputs in {OUT}:")
     print("  *_score.tif            anomaly score, 0 (background) to 1 (most anomalous)")
-    print("  *_anomalies.tif        binary anomaly map: 1 anomaly, 0 background (false-alarm threshold)")
+    print("  *_anomalies.tif        binary anomaly map: 1 anomaly, 0 background (hysteresis threshold)")
     print("  *_objects.gpkg         detected objects: the binary map's regions, ranked by peak score")
     print("  *_change.tif           change magnitude: larger means more change")
     print("  *_anomalous_change.tif anomalous-change score (RX of the change): change unlike the rest")
