@@ -46,8 +46,9 @@ def test_memory_sizes_parse_and_nonsense_is_refused():
     assert parse_memory_size("2G") == 2 << 30
     assert parse_memory_size(" 1.5 GiB ") == 3 << 29
     assert parse_memory_size("1048576") == 1 << 20
-    assert memory_limit("") == memory_limit(None) > 0
-    assert 0 < default_memory_limit()
+    # the default is a share of the memory available at the call, which other processes move a little
+    empty, none, default = memory_limit(""), memory_limit(None), default_memory_limit()
+    assert default > 0 and empty == pytest.approx(default, rel=0.05) and none == pytest.approx(default, rel=0.05)
     for bad in ("lots", "4 GBs", "-1GB", "1KB", ""):
         with pytest.raises(HsiDetectError) as err:
             parse_memory_size(bad)
