@@ -62,3 +62,14 @@ def qgis_process_profile(tmp_path_factory):
     done = run_qgis_process(env, "plugins", "enable", "hsi_detect_plugin")
     assert done.returncode == 0, done.stderr
     return profile, env
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of small tensors: a second thread only adds contention on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

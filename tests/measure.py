@@ -1,4 +1,4 @@
-"""Measuring helpers shared by the tests: a CLI run's peak memory, and a small real disk."""
+"""Helpers shared by the tests: a CLI run's peak memory, a small real disk, and a run stopped midway."""
 
 import contextlib
 import os
@@ -44,3 +44,30 @@ def tmpfs(folder, size: str):
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+class StopAt:
+    """A progress callback that cancels the run (how 'cancel') or fails it with ``error`` at the
+    first event ``when(event)`` accepts, noting the files of ``folder`` at that moment in ``seen``."""
+
+    def __init__(self, folder, how: str, when, error=RuntimeError):
+        from hsi_detect_engine.progress import Progress
+
+        self.folder, self.how, self.when, self.error = folder, how, when, error
+        self.seen = []
+        self.progress = Progress(self, min_interval=0.0)
+
+    @property
+    def expected(self):
+        from hsi_detect_engine.errors import Cancelled
+
+        return Cancelled if self.how == "cancel" else self.error
+
+    def __call__(self, event):
+        if not self.when(event):
+            return
+        self.seen.append(sorted(os.listdir(self.folder)))
+        if self.how == "cancel":
+            self.progress.cancel()
+        else:
+            raise self.error("the disk went away")

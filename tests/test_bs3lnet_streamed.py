@@ -17,13 +17,13 @@ from osgeo import gdal
 
 from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.anomaly import run_anomaly
-from hsi_detect_engine.errors import Cancelled, HsiDetectError
+from hsi_detect_engine.errors import HsiDetectError
 from hsi_detect_engine.io.memory import plan_windows
 from hsi_detect_engine.io.reader import RasterSource, read_cube
 from hsi_detect_engine.progress import Progress
 from hsi_detect_engine.scaling import fit_scaling, scaling_of
 from hsi_detect_engine.streaming.rx import source_moments
-from measure import peak_rss_mb, tmpfs
+from measure import StopAt, peak_rss_mb, tmpfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -126,20 +126,10 @@ def test_training_on_crops_smaller_than_the_scene_keeps_the_accuracy(tmp_path):
 @pytest.mark.parametrize("how", ["cancel", "failure"])
 def test_no_scratch_file_after_a_cancelled_or_failed_streamed_run(tmp_path, how):
     """Stopped while detecting, when the scratch copy, the raw scores and the temporaries exist."""
-    seen = []
-
-    def stop(event):
-        if event.get("stage") == "detecting" and event.get("fraction", 0) > 0:
-            seen.append(sorted(os.listdir(tmp_path)))
-            if how == "cancel":
-                progress.cancel()
-            else:
-                raise RuntimeError("the disk went away")
-
-    progress = Progress(stop)
-    with pytest.raises(Cancelled if how == "cancel" else RuntimeError):
-        run(tmp_path, "s", SMALL, progress=progress)
-    assert any("scene.f32" in n for n in seen[0]) and any("raw" in n for n in seen[0])
+    stop = StopAt(tmp_path, how, lambda e: e.get("stage") == "detecting" and e.get("fraction", 0) > 0)
+    with pytest.raises(stop.expected):
+        run(tmp_path, "s", SMALL, progress=stop.progress)
+    assert any("scene.f32" in n for n in stop.seen[0]) and any("raw" in n for n in stop.seen[0])
     assert os.listdir(tmp_path) == []
 
 

@@ -13,7 +13,7 @@ from osgeo import gdal
 
 from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.change import run_change
-from hsi_detect_engine.errors import Cancelled, HsiDetectError
+from hsi_detect_engine.errors import HsiDetectError
 from hsi_detect_engine.io.cube import Georef
 from hsi_detect_engine.io.memory import plan_windows
 from hsi_detect_engine.io.model_files import load_model
@@ -24,7 +24,7 @@ from hsi_detect_engine.scaling import fit_scaling
 from hsi_detect_engine.streaming.cva import date_moments, standardizing
 from hsi_detect_engine.streaming.scores import ScoreRaster, threshold_of_raster
 from hsi_detect_engine.thresholds import choose_threshold
-from measure import peak_rss_mb, tmpfs
+from measure import StopAt, peak_rss_mb, tmpfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -38,13 +38,7 @@ SCORE_TOLERANCE = 1e-5
 TIES = 5  # binary pixels that may differ, each within the tolerance of the threshold
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second thread only adds contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def crop(folder, size, row=140, col=140) -> tuple:
@@ -186,22 +180,12 @@ def test_no_scratch_file_after_a_cancelled_or_failed_streamed_run(tmp_path, how,
     t1, t2, _ = crop(tmp_path / "in", 96)
     out = tmp_path / "out"
     out.mkdir()
-    seen = []
-
-    def stop(event):
-        if event.get("stage") == stage and words in event.get("message", ""):
-            seen.append(os.listdir(out))
-            if how == "cancel":
-                progress.cancel()
-            else:
-                raise OSError("the disk went away")
-
-    progress = Progress(stop, min_interval=0.0)
-    with pytest.raises(Cancelled if how == "cancel" else OSError):
-        run(t1, t2, out, "x", TINY, params=FAST, progress=progress, save_model=str(out / "hn.model"))
-    assert any("t1.f32" in n for n in seen[0])  # the scaled copies were there
+    stop = StopAt(out, how, lambda e: e.get("stage") == stage and words in e.get("message", ""), OSError)
+    with pytest.raises(stop.expected):
+        run(t1, t2, out, "x", TINY, params=FAST, progress=stop.progress, save_model=str(out / "hn.model"))
+    assert any("t1.f32" in n for n in stop.seen[0])  # the scaled copies were there
     if stage == "writing":
-        assert any("f1.f32" in n for n in seen[0])
+        assert any("f1.f32" in n for n in stop.seen[0])
     assert os.listdir(out) == []
 
 

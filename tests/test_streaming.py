@@ -13,10 +13,9 @@ from osgeo import gdal
 from hsi_detect_engine.accuracy.evaluate import evaluate
 from hsi_detect_engine.anomaly import run_anomaly
 from hsi_detect_engine.change import run_change
-from hsi_detect_engine.errors import Cancelled, HsiDetectError
+from hsi_detect_engine.errors import HsiDetectError
 from hsi_detect_engine.io.memory import default_memory_limit, memory_limit, parse_memory_size, plan_windows
-from hsi_detect_engine.progress import Progress
-from measure import peak_rss_mb
+from measure import StopAt, peak_rss_mb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "data", "demo")
@@ -159,28 +158,17 @@ def test_evaluate_streamed_matches_the_exact_figures(tmp_path):
 @pytest.mark.parametrize("how", ["cancel", "failure"])
 def test_no_scratch_file_after_a_cancelled_or_failed_streamed_run(tmp_path, how):
     """Stopped in the last pass, when the scratch rasters and the first outputs exist."""
-    seen = []
-
-    def stop(event):
-        if event.get("stage") == "writing":
-            seen.append(sorted(os.listdir(tmp_path)))
-            if how == "cancel":
-                progress.cancel()
-            else:
-                raise RuntimeError("the disk went away")
-
-    progress = Progress(stop)
-    with pytest.raises(Cancelled if how == "cancel" else RuntimeError):
+    stop = StopAt(tmp_path, how, lambda e: e.get("stage") == "writing")
+    with pytest.raises(stop.expected):
         run_change(T1, T2, str(tmp_path / "c.tif"), anomalous=str(tmp_path / "a.tif"),
-                   binary=str(tmp_path / "b.tif"), method="cva", memory_limit="4MB", progress=progress)
-    assert any(".partial" in n for n in seen[0])  # the run had written its scratch and temporaries
+                   binary=str(tmp_path / "b.tif"), method="cva", memory_limit="4MB", progress=stop.progress)
+    assert any(".partial" in n for n in stop.seen[0])  # the run had written its scratch and temporaries
     assert os.listdir(tmp_path) == []
-    seen.clear()
-    progress = Progress(stop)
-    with pytest.raises(Cancelled if how == "cancel" else RuntimeError):
+    stop = StopAt(tmp_path, how, lambda e: e.get("stage") == "writing")
+    with pytest.raises(stop.expected):
         run_anomaly(T1, str(tmp_path / "s.tif"), binary=str(tmp_path / "m.tif"), method="rx", memory_limit="2MB",
-                    progress=progress)
-    assert any("raw" in n for n in seen[0])
+                    progress=stop.progress)
+    assert any("raw" in n for n in stop.seen[0])
     assert os.listdir(tmp_path) == []
 
 
