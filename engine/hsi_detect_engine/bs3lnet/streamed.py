@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import HsiDetectError
-from ..io.memory import format_size, plan_windows
+from ..io.memory import format_size
 from ..io.products.wavelengths import wavelength_metadata
 from ..io.reader import RasterSource, no_valid_pixel
 from ..io.scratch import ScratchCube, fill_scratch
@@ -30,7 +30,7 @@ from ..io.writer import RasterWriter
 from ..parameters import MODEL_KEYS
 from ..progress import Progress, SubProgress
 from ..scaling import apply_scaling, scaling_of
-from ..streaming.budget import gdal_cache, window_budget
+from ..streaming.budget import gdal_cache, window_plan
 from ..streaming.outputs import write_anomaly_outputs
 from ..streaming.rx import describe_bands, source_moments, windows
 from ..streaming.statistics import Moments
@@ -60,8 +60,7 @@ def stream_bs3lnet_anomaly(src: RasterSource, txn, limit: int, p: dict, *, devic
                              "the memory limit.")
     p = dict(p)
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
-    budget = window_budget(limit, src.block_bytes)
-    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    budget, plan = window_plan(src, limit, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL)
     progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
                  f"streaming BS3LNet through a scratch copy, read in {len(plan)} windows.")
     info = {"streamed": True, "windows": len(plan)}

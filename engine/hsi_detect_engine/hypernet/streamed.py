@@ -41,7 +41,7 @@ from ..io.writer import SCORE_NODATA, RasterWriter
 from ..parameters import HYPERNET, MIN_CROP, resolve
 from ..progress import Progress, SubProgress
 from ..scaling import apply_scaling
-from ..streaming.budget import gdal_cache, window_budget
+from ..streaming.budget import gdal_cache, window_plan
 from ..streaming.cva import WINDOW_PER_BAND, WINDOW_PER_PIXEL, date_moments, standardizing
 from ..streaming.rx import describe_bands, windows, write_scores
 from ..streaming.scores import ScoreRaster, cut_score, quantile_of_raster, style_score, threshold_of_raster
@@ -97,8 +97,7 @@ def stream_hypernet(pair: PairSources, txn, limit: int, params: Optional[dict], 
     src = pair.t1
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
     block_bytes = max(src.block_bytes, pair.t2.block_bytes)
-    budget = window_budget(limit, 2 * block_bytes)
-    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    budget, plan = window_plan(src, limit, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, 2 * block_bytes)
     info = {"streamed": True, "windows": len(plan), "device": describe_device(dev),
             "threshold_transform": p["threshold_transform"]}
     if model_path:

@@ -29,3 +29,13 @@ def gdal_cache(limit: int, block_bytes: int = 0):
     from ..io.gdal_utils import cache_at_most
 
     return cache_at_most(cache_bytes(limit, block_bytes))
+
+
+def window_plan(src, limit: int, bytes_per_pixel: float, block_bytes: int = 0) -> tuple:
+    """(window budget, windows (row, col, rows, cols)) for streaming the raster source ``src`` within
+    ``limit`` when each window pixel takes ``bytes_per_pixel`` of working copies; ``block_bytes``: the
+    blocks GDAL's cache must hold at once (default: one block of ``src``)."""
+    from ..io.memory import plan_windows
+
+    budget = window_budget(limit, block_bytes or src.block_bytes)
+    return budget, plan_windows(src.height, src.width, bytes_per_pixel, budget, src.block_size)

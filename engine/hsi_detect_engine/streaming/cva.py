@@ -15,13 +15,13 @@ from typing import Optional
 import numpy as np
 
 from ..errors import HsiDetectError
-from ..io.memory import format_size, plan_windows
+from ..io.memory import format_size
 from ..io.pairs import PairSources
 from ..io.products.wavelengths import describe, wavelength_metadata
 from ..io.reader import no_valid_pixel
 from ..io.writer import SCORE_NODATA, RasterWriter
 from ..progress import Progress, SubProgress
-from .budget import gdal_cache, window_budget
+from .budget import gdal_cache, window_plan
 from .rx import describe_bands, windows, write_scores
 from .scores import cut_score, style_score
 from .statistics import Moments
@@ -82,8 +82,7 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
     src = pair.t1
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
     block_bytes = max(src.block_bytes, pair.t2.block_bytes)
-    budget = window_budget(limit, 2 * block_bytes)
-    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    budget, plan = window_plan(src, limit, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, 2 * block_bytes)
     progress.log(f"{rows} x {cols} pixels x {nb} bands in two dates exceed the memory limit of {format_size(limit)} "
                  f"in memory: streaming CVA in {len(plan)} windows.")
     info = {"streamed": True, "windows": len(plan)}

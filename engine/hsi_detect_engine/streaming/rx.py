@@ -15,12 +15,12 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..classical import mahalanobis, safe_inverse
-from ..io.memory import format_size, plan_windows
+from ..io.memory import format_size
 from ..io.products.wavelengths import band_summary, describe, wavelength_metadata
 from ..io.reader import RasterSource, no_valid_pixel
 from ..io.writer import RasterWriter
 from ..progress import Progress, SubProgress
-from .budget import gdal_cache, window_budget
+from .budget import gdal_cache, window_plan
 from .outputs import write_anomaly_outputs
 from .statistics import Moments
 
@@ -93,8 +93,7 @@ def stream_rx_anomaly(src: RasterSource, txn, limit: int, *, threshold: str, thr
     """RX of the scene read window by window into the transaction's 'score' (and 'binary' and
     'objects') outputs."""
     rows, cols, nb = src.height, src.width, len(src.band_numbers)
-    budget = window_budget(limit, src.block_bytes)
-    plan = plan_windows(rows, cols, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL, budget, src.block_size)
+    budget, plan = window_plan(src, limit, WINDOW_PER_BAND * nb + WINDOW_PER_PIXEL)
     progress.log(f"{rows} x {cols} pixels x {nb} bands exceed the memory limit of {format_size(limit)} in memory: "
                  f"streaming RX in {len(plan)} windows.")
     info = {"streamed": True, "windows": len(plan)}
