@@ -428,13 +428,13 @@ def _full_lines(results: dict) -> list:
     rows = results.get("full") or []
     if not rows:
         return []
-    limit = results["meta"]["settings"].get("full_limit", "")
+    limit = results["meta"]["settings"].get("default_memory_limit")
     lines = ["", "## Full-size scenes", "",
              "Scenes: 224-band int16 GeoTIFFs, tiled 256 × 256, pixel-interleaved and uncompressed, as sensor products "
              "are delivered: mosaics of the real AVIRIS scenes above with their 205 bands resampled to 224; the change "
              "pair simulated from the mosaic in 1000 × 1000 chunks. Each run has the engine's default memory limit "
-             f"(half the available memory) or `--memory-limit {limit}`; 'streamed' runs read the scene window by window "
-             "from disk. Stages are wall seconds; scratch is the size of the run's scratch files on disk; the floor is "
+             "(half the available memory, at most 2 GB" + (f"; here {limit / 2**30:.2f} GiB" if limit else "")
+             + "), unless the limit column gives one; 'streamed' runs read the scene window by window from disk. Stages are wall seconds; scratch is the size of the run's scratch files on disk; the floor is "
              "reading the input once with GDAL plus the run's arithmetic at the measured matrix-multiply rate.", "",
              "| method | size | limit | path | total s | reading | preparing | training | detecting | writing "
              "| peak MiB | scratch MiB | floor s | × floor | AUC |",

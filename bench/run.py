@@ -23,7 +23,6 @@ QUICK_BUDGET = {"bs3lnet": {"iterations": 30, "epochs": 0.0}, "hypernet": {"epoc
 SCALING_SIZES = (100, 250, 500, 1000)
 QUICK_SCALING_SIZES = (100,)
 FULL_SIZES = (1000, 3000)
-FULL_LIMIT = "2GB"  # the laptop case: a scene several times larger than the memory the run may take
 PARTS = ("anomaly", "change", "scaling", "full")
 
 
@@ -141,10 +140,9 @@ def build_plan(args, scenes: dict, overrides: dict) -> list:
         scene, pair = full_scene(args.data, args.work, size), full_pair(args.data, args.work, size)
         if scene is None or pair is None:
             break
-        # the default limit keeps the 1000 x 1000 scenes in memory; FULL_LIMIT streams every size
-        for limit in ("", FULL_LIMIT) if size <= 1000 else (FULL_LIMIT,):
-            plan += specs("full", scene, ("rx", "bs3lnet"), True, limit)
-            plan += specs("full", pair, ("cva", "hypernet"), True, limit)
+        # at the engine's default memory limit (at most 2 GB), which streams scenes of this size
+        plan += specs("full", scene, ("rx", "bs3lnet"), True)
+        plan += specs("full", pair, ("cva", "hypernet"), True)
         plan += specs("read", scene, ("read",)) + specs("read", pair, ("read",))
     return plan
 
@@ -210,8 +208,10 @@ def main(argv=None) -> int:
     meta = {"date": machine.now(), "source": source, "machine": machine.machine_info(),
             "settings": {"quick": args.quick, "device": args.device, "threads": args.threads, "seeds": args.seeds,
                          "overrides": overrides, "scaling_sizes": args.scaling_sizes, "full_sizes": args.full_sizes,
-                         "full_limit": FULL_LIMIT, "data": args.data,
+                         "default_memory_limit": default_memory_limit(), "data": args.data,
                          "command": " ".join(["python -m bench.run"] + (sys.argv[1:] if argv is None else list(argv)))}}
+    from hsi_detect_engine.io.memory import default_memory_limit
+
     from .report import _stats, build_results, write_results
 
     meta["load"] = _stats([x for _, k in plan if k in records for x in

@@ -48,6 +48,7 @@ def test_memory_sizes_parse_and_nonsense_is_refused():
     # the default is a share of the memory available at the call, which other processes move a little
     empty, none, default = memory_limit(""), memory_limit(None), default_memory_limit()
     assert default > 0 and empty == pytest.approx(default, rel=0.05) and none == pytest.approx(default, rel=0.05)
+    assert default <= 2 << 30  # at most 2 GB: streaming is as fast on the CPU
     for bad in ("lots", "4 GBs", "-1GB", "1KB", ""):
         with pytest.raises(HsiDetectError) as err:
             parse_memory_size(bad)

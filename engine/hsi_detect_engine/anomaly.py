@@ -28,7 +28,7 @@ def _in_memory_bytes(method: str, params: dict):
         return rx_in_memory_bytes
     from .bs3lnet.detector import in_memory_bytes
 
-    return lambda rows, cols, bands: in_memory_bytes(rows, cols, bands, params["features"])
+    return lambda rows, cols, bands: in_memory_bytes(rows, cols, bands, params)
 
 
 def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, objects: Optional[str] = None,
@@ -43,7 +43,7 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
     """Detect anomalies in one image and write the score map (0..1) and, optionally, a binary map
     and the detected objects (a GeoPackage polygon layer of the binary map's regions).
 
-    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
+    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory, at most 2 GB);
     RX and BS3LNet stream a scene whose in-memory run would not fit well inside it (BS3LNet through
     a scaled scratch copy beside the output, trained on crops of it as large as the limit allows).
     Returns a summary dict: outputs, method, device, threshold, timings.

@@ -41,7 +41,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     """Detect change between two dates and write the requested maps (objects: the changed
     regions as a GeoPackage polygon layer). Returns a summary dict.
 
-    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory);
+    ``memory_limit``: bytes, or a size such as '4GB' (default: half of the available memory, at most 2 GB);
     a pair of GDAL rasters whose in-memory run would not fit well inside it is streamed (CVA:
     streaming/cva.py; HyperNet: hypernet/streamed.py).
     """

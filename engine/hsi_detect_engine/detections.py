@@ -48,4 +48,5 @@ def finished(summary: dict, progress: Progress, started: float) -> dict:
         summary["saved_model"] = summary["outputs"]["model"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     summary["stage_seconds"] = {k: round(v, 3) for k, v in progress.stage_seconds.items()}
+    summary["stage_peak_mib"] = dict(progress.stage_peak_mib)
     return summary

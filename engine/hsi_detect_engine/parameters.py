@@ -210,7 +210,7 @@ MEMORY_LIMIT = Param("memory_limit", str, "", "Memory limit (e.g. 4GB; empty: au
                      "Memory the run may take, such as 4GB, 512MB or 2G (powers of 1024). A scene whose processing "
                      "fits well inside it is processed whole; a larger one is read, scored and written window by "
                      "window (RX, CVA, the accuracy assessment; BS3LNet and HyperNet through a scratch copy of the "
-                     "scaled scene). Empty: half of the memory available when the run starts.", advanced=True)
+                     "scaled scene). Empty: half of the memory available when the run starts, at most 2GB.", advanced=True)
 
 
 def parse_yes_no(text: str) -> Optional[bool]:

@@ -7,6 +7,8 @@ cancel flag is set (by a signal handler in the CLI, or by a caller's own flag).
 
 from __future__ import annotations
 
+import resource
+import sys
 import threading
 import time
 from typing import Callable, Optional
@@ -32,6 +34,7 @@ class Progress:
         self._last = 0.0
         self._stages = {}
         self.stage_seconds = {}  # wall time spent in each stage so far
+        self.stage_peak_mib = {}  # the process's peak resident memory when each stage last ended
         self._current = None  # (stage, monotonic time it began)
 
     def cancel(self):
@@ -73,6 +76,7 @@ class Progress:
         if self._current is not None:
             name, began = self._current
             self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + now - began
+            self.stage_peak_mib[name] = peak_rss_mib()
 
     def finish(self, stage: str, message: str = ""):
         """The last event of a run whose outputs are in place: a cancel arriving now changes nothing."""
@@ -86,6 +90,12 @@ class Progress:
         """A message for the log that moves no progress bar."""
         if self.callback is not None:
             self.callback({"stage": "log", "message": message})
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory so far, MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 class SubProgress(Progress):

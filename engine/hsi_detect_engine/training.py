@@ -6,6 +6,7 @@ import math
 from typing import Callable, Optional
 
 from .progress import Progress
+from .runtime import channels_last
 
 
 def train(model, optimizer, loss_at: Callable[[int], "object"], steps: int, progress: Progress,
@@ -15,6 +16,13 @@ def train(model, optimizer, loss_at: Callable[[int], "object"], steps: int, prog
     ``lr_at(i)``, when given, sets the learning rate before step i. Cancellation is
     checked before every step. Returns the loss of every step.
     """
+    with channels_last(model):
+        history = _steps(model, optimizer, loss_at, steps, progress, lr_at, label)
+    model.eval()
+    return history
+
+
+def _steps(model, optimizer, loss_at, steps: int, progress: Progress, lr_at, label: str) -> list:
     model.train()
     history = []
     progress.update("training", 0.0, f"training: 0/{steps} {label}s", force=True)
@@ -35,7 +43,6 @@ def train(model, optimizer, loss_at: Callable[[int], "object"], steps: int, prog
                                  "Try a smaller learning rate or another input scaling.")
         history.append(value)
         progress.update("training", (i + 1) / steps, f"training: {i + 1}/{steps} {label}s", loss=value)
-    model.eval()
     return history
 
 

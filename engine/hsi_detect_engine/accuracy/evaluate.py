@@ -21,7 +21,7 @@ def evaluate(map_path: str, truth_path: str, *, unlabelled: Optional[float] = No
     false objects it draws; optionally an HTML report.
 
     A map whose in-memory assessment does not fit well inside ``memory_limit`` (bytes or a size
-    such as '4GB'; default: half of the available memory) is assessed window by window
+    such as '4GB'; default: half of the available memory, at most 2 GB) is assessed window by window
     (streamed.py), its AUC then exact up to the 'auc_tolerance' it reports.
     """
     limit = resolve_memory_limit(memory_limit)

@@ -125,7 +125,7 @@ class BlindSpotBatches:
         blind = key >= 0
         source = torch.where(blind, key % pp, torch.arange(pp, device=self.device).expand(n, -1))
         inputs = torch.gather(patches, 1, source[:, :, None].expand(-1, -1, self.bands))
-        to_nchw = lambda t: t.reshape(n, p, p, -1).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+        to_nchw = lambda t: t.reshape(n, p, p, -1).permute(0, 3, 1, 2)  # noqa: E731  (channels-last)
         weights = (blind & valid).to(patches.dtype)
         return Batch(to_nchw(inputs), to_nchw(patches), to_nchw(weights[:, :, None]),
                      blind.reshape(n, p, p), source.reshape(n, p, p), centres)

@@ -75,16 +75,25 @@ FIT_PER_BAND = 20  # bytes per pixel and band while ``detect`` fits the scaling:
 #                    fit_scaling's float64 copy of the valid pixels with its centred temporary
 SCORE_PER_BAND = 8  # while it trains and scores: the float32 cube and its scaled copy
 IN_MEMORY_PER_PIXEL = 64  # the masks, the float64 and float32 scores, the normalised score
+TRAINING_FACTOR = 3  # a training step's memory over its batch's forward activations (measured 2.8 at
+#                      224 bands: the activations kept for the backward pass, their gradients, Adam's state)
 
 
-def in_memory_bytes(rows: int, cols: int, bands: int, features: int) -> int:
-    """Host memory of ``detect`` and the pipeline around it on a (rows, cols, bands) scene: the larger
-    of its peak while fitting the scaling and its peak while scoring (the arrays plus the detection
-    tile's activations on the CPU, at most CPU_TILE_BYTES). The training batches are left out:
-    their size is set by the parameters, not by the scene."""
+def training_bytes(p: dict, bands: int) -> int:
+    """Host memory of a training step on the CPU, set by the parameters, not by the scene (about
+    670 MB at the defaults and 224 bands)."""
+    return int(TRAINING_FACTOR * p["batch_size"] * p["patch_size"] ** 2 * _bytes_per_pixel(bands, p["features"]))
+
+
+def in_memory_bytes(rows: int, cols: int, bands: int, p: dict) -> int:
+    """Host memory of ``detect`` and the pipeline around it on a (rows, cols, bands) scene with the
+    parameters ``p``: the larger of its peak while fitting the scaling and its peak while training
+    or scoring (the arrays plus a training step, or the detection tile's activations on the CPU,
+    at most CPU_TILE_BYTES)."""
     pixels = rows * cols
-    tile = min(pixels * _bytes_per_pixel(bands, features), CPU_TILE_BYTES)
-    return int(pixels * IN_MEMORY_PER_PIXEL + max(pixels * FIT_PER_BAND * bands, pixels * SCORE_PER_BAND * bands + tile))
+    tile = min(pixels * _bytes_per_pixel(bands, p["features"]), CPU_TILE_BYTES)
+    step = max(tile, training_bytes(p, bands))
+    return int(pixels * IN_MEMORY_PER_PIXEL + max(pixels * FIT_PER_BAND * bands, pixels * SCORE_PER_BAND * bands + step))
 
 
 def _forward(net, part, with_error: bool, weights=None):
@@ -92,11 +101,13 @@ def _forward(net, part, with_error: bool, weights=None):
     over bands of the squared residual, each band's residual multiplied by ``weights``."""
     import torch
 
-    with torch.no_grad():
-        t = part.permute(2, 0, 1).unsqueeze(0)
+    from ..runtime import channels_last
+
+    with torch.no_grad(), channels_last(net):
+        t = part.permute(2, 0, 1).unsqueeze(0)  # channels-last, as the network runs fastest
         h, w = t.shape[2:]
         # A one-pixel-wide image cannot be reflection-padded: repeat it, run, crop.
-        y = net(t.repeat(1, 1, 2 if h == 1 else 1, 2 if w == 1 else 1))[0, :, :h, :w]
+        y = net(t.repeat(1, 1, 2 if h == 1 else 1, 2 if w == 1 else 1) if min(h, w) == 1 else t)[0, :, :h, :w]
         if with_error:
             r = t[0] - y
             if weights is not None:

@@ -35,7 +35,7 @@ from ..streaming.outputs import write_anomaly_outputs
 from ..streaming.rx import describe_bands, source_moments, windows
 from ..streaming.statistics import Moments
 from .detector import CPU_TILE_BYTES, _bytes_per_pixel, _forward, build_network, load, load_network, store, \
-    trainer_on, training_steps
+    trainer_on, training_bytes, training_steps
 
 WINDOW_PER_BAND = 24  # a window of the passes over the source: the float32 read with its validity and valid
 #                       pixels' copy, or with the scaling's two float32 results (16), and room for GDAL's buffers
@@ -232,6 +232,8 @@ def _train(net, scratch: ScratchCube, p: dict, valid_pixels: int, budget: int, d
 
     rows, cols, nb = scratch.shape
     steps = training_steps(p, valid_pixels)
+    if dev.type == "cpu":  # the training step's own memory comes out of the crops' share
+        budget = max(budget // 8, budget - training_bytes(p, nb))
     plan = crop_plan(budget, rows, cols, nb, p, steps)
     optimizer, batches, loss_at = trainer_on(net, CropBatches(scratch, plan, p, seed, dev), p)
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..progress import Progress
-from ..runtime import image_tensor, mask_tensor
+from ..runtime import channels_last, image_tensor, mask_tensor
 from .layerwise import tiled_features
 from .network import HyperNetModel
 
@@ -36,6 +36,7 @@ def extract_features(model: HyperNetModel, image: np.ndarray, valid: np.ndarray,
         if tile_size is not None and (tile_size < rows or tile_size < cols):
             return tiled_features(model, image, valid, device, tile_size, progress, label, scratch, memory_budget)
         progress.update("detecting", 0.0, f"features{label}: whole image in one pass", force=True)
-        f = model.features(image_tensor(image, device), mask_tensor(valid, device))
+        with channels_last(model):
+            f = model.features(image_tensor(image, device), mask_tensor(valid, device))
         progress.update("detecting", 1.0, f"features{label}: whole image in one pass")
         return f[0].permute(1, 2, 0).float().cpu().numpy()

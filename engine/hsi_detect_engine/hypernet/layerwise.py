@@ -37,7 +37,7 @@ from ..errors import HsiDetectError
 from ..io.scratch import ScratchCube
 from ..io.tiles import Tile, available_memory_bytes, iter_tiles
 from ..progress import Progress
-from ..runtime import image_tensor
+from ..runtime import channels_last, image_tensor, release_free_memory
 
 STORAGE_FRACTION = 0.25  # share of free (device or host) memory the stored activations may take
 
@@ -91,18 +91,18 @@ class _Statistic:
         """core: (1, C, h, w) values of a tile's core; inside: (h, w) bool, its valid pixels."""
         import torch
 
-        pixels = core[0].reshape(core.shape[1], -1).double()
+        pixels = core[0].permute(1, 2, 0).reshape(-1, core.shape[1])  # (h * w, C): a view of a channels-last core
         if not inside.all():
-            pixels = pixels[:, torch.from_numpy(inside.reshape(-1)).to(core.device)]
+            pixels = pixels[torch.from_numpy(inside.reshape(-1)).to(core.device)]
         if self.total is None:
             self.total = torch.zeros(core.shape[1], dtype=torch.float64, device=core.device)
             self.second = torch.full_like(self.total, -float("inf")) if self.kind == "pool" else self.total.clone()
-        self.total += pixels.sum(dim=1)
+        self.total += pixels.sum(dim=0, dtype=torch.float64)
         if self.kind == "moments":
-            self.second += (pixels * pixels).sum(dim=1)
-        elif pixels.shape[1]:
-            self.second = torch.maximum(self.second, pixels.amax(dim=1))
-        self.count += pixels.shape[1]
+            self.second += (pixels * pixels).sum(dim=0, dtype=torch.float64)
+        elif pixels.shape[0]:
+            self.second = torch.maximum(self.second, pixels.amax(dim=0).double())
+        self.count += pixels.shape[0]
 
     def result(self):
         """The statistic as two (1, C, 1, 1) float32 tensors (zeros where no pixel is valid,
@@ -199,6 +199,7 @@ class LayerwiseEvaluator:
             if statistic is not None:
                 statistic.add(core, self.valid[target])
         self.passes += 1
+        release_free_memory()
         return stored, statistic.result() if statistic is not None else None
 
     def _allocate(self, channels: int):
@@ -208,7 +209,8 @@ class LayerwiseEvaluator:
         self.channels += channels
         self.peak_channels = max(self.peak_channels, self.channels)
         if isinstance(self.storage, torch.device):
-            data = torch.empty((1, channels, rows, cols), dtype=torch.float32, device=self.storage)
+            data = torch.empty((1, channels, rows, cols), dtype=torch.float32, device=self.storage,
+                               memory_format=torch.channels_last)
         elif callable(self.storage):
             data = ScratchCube(self.storage(f"activations-{self.passes}.f32"), rows, cols, channels, working=True)
         else:
@@ -289,8 +291,9 @@ def tiled_features(model, image, valid: np.ndarray, device, tile_size: int, prog
                     "set TMPDIR to a folder on a larger disk.")
             storage = folder = tempfile.mkdtemp(prefix="hsi-detect-hypernet-", dir=parent)
         progress.check()
-        return LayerwiseEvaluator(model, image, valid, device, tile_size, storage, progress, passes,
-                                  label).features(out)
+        with channels_last(model):
+            return LayerwiseEvaluator(model, image, valid, device, tile_size, storage, progress, passes,
+                                      label).features(out)
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
