@@ -8,12 +8,13 @@ from osgeo import gdal
 from hsi_detect_engine.errors import HsiDetectError
 from hsi_detect_engine.io.cube import Georef
 from hsi_detect_engine.io.writer import RasterWriter
-from hsi_detect_engine.parameters import GROW_RATE, MAX_OBJECT_SHARE, SEED_RATE
+from hsi_detect_engine.parameters import FALSE_ALARM_RATE, HYSTERESIS_SPREAD, MAX_OBJECT_SHARE
 from hsi_detect_engine.streaming.scores import ScoreRaster, binarize_raster, cut_of_raster
 from hsi_detect_engine.thresholds import binary_map, choose_threshold, false_alarm_threshold, hysteresis_thresholds
 
 gdal.UseExceptions()
 SIZE = 200
+SEED_RATE, GROW_RATE = FALSE_ALARM_RATE.default / HYSTERESIS_SPREAD, FALSE_ALARM_RATE.default * HYSTERESIS_SPREAD
 
 
 def scene(seed=0, field=None):
@@ -44,11 +45,20 @@ def test_cuts_are_the_false_alarm_rule_at_the_seed_and_grow_rates():
     assert seed_t == pytest.approx(false_alarm_threshold(score[valid], SEED_RATE))
     assert grow_t == pytest.approx(false_alarm_threshold(score[valid], GROW_RATE))
     assert grow_t < seed_t
+    # the expected false-alarm rate moves both cuts: a higher rate flags more
+    loose = hysteresis_thresholds(score[valid], 0.03)
+    assert loose == pytest.approx((false_alarm_threshold(score[valid], 0.01), false_alarm_threshold(score[valid], 0.09)))
+    assert loose[0] < seed_t and loose[1] < grow_t
+    strict, _ = binary_map(score, valid, "hysteresis", false_alarm_rate=0.0003)
+    default, _ = binary_map(score, valid, "hysteresis")
+    assert 0 < (strict == 1).sum() < (default == 1).sum()
+    with pytest.raises(HsiDetectError, match="between 0 and 0.5"):
+        hysteresis_thresholds(score[valid], 0.6)
 
 
 def test_hysteresis_keeps_whole_objects_and_drops_isolated_pixels_of_the_same_score():
     score, valid, objects = scene()
-    classes, info = binary_map(score, valid, "hysteresis", false_alarm_rate=0.2)  # the rate is false-alarm's only
+    classes, info = binary_map(score, valid, "hysteresis")
     flagged = classes == 1
     assert info["threshold_method"] == "hysteresis" and info["grow_threshold"] < info["threshold"]
     assert flagged[objects].all()  # rims included: they touch a seed

@@ -98,6 +98,9 @@ RULES = {"otsu": _single("otsu"), "kmeans": _single("kmeans"), "min-error": _sin
          "seeds 0.003 grown to 0.01, regions > 2 % dropped": _hysteresis(0.003, 0.01, 0.02),
          "seeds 0.001 grown to 0.02, regions > 2 % dropped": _hysteresis(0.001, 0.02, 0.02),
          "seeds 0.001 grown to 0.01, regions > 1 % dropped": _hysteresis(0.001, 0.01, 0.01),
+         "seeds 0.001 grown to 0.01, regions > 2 % dropped": _hysteresis(0.001, 0.01, 0.02),
+         **{f"hysteresis at rate {r:g} (seeds {r / 3:.2g} grown to {3 * r:.2g}, regions > 2 % dropped)":
+            _hysteresis(r / 3, 3 * r, 0.02) for r in (0.002, 0.005)},
          DEFAULT_RULE: _engine_default}
 OLD_DEFAULT = "false-alarm 0.003"
 
@@ -310,7 +313,7 @@ def change_table(rows: list) -> list:
 
 
 def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list = ()) -> str:
-    from hsi_detect_engine.parameters import BS3LNET, GROW_RATE, MAX_OBJECT_SHARE, SEED_RATE
+    from hsi_detect_engine.parameters import BS3LNET, FALSE_ALARM_RATE, HYSTERESIS_SPREAD, MAX_OBJECT_SHARE
 
     default_score = next(p.default for p in BS3LNET if p.name == "score")
     seeds = sorted({s for per in aucs.values() for s in per})
@@ -329,9 +332,12 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list
            "8-connected regions of the pixels above the cut at g that hold a pixel above the cut at r (hysteresis; "
            "anomalies are compact objects, false alarms scattered); 'regions > x % dropped': a region covering more "
            "than x % of the valid pixels is taken as background (a bright field, a shoreline), not a rare object. "
-           f"The default, `--threshold hysteresis`: seeds {SEED_RATE:g} grown to {GROW_RATE:g}, "
-           f"regions > {100 * MAX_OBJECT_SHARE:g} % dropped; the former default `--threshold false-alarm` is the "
-           "row false-alarm 0.003. Rules were compared on the mean over all scenes, none tuned per scene.", ""]
+           f"The default, `--threshold hysteresis` at the expected false-alarm rate {FALSE_ALARM_RATE.default:g}: "
+           f"seeds {FALSE_ALARM_RATE.default / HYSTERESIS_SPREAD:.2g} grown to "
+           f"{FALSE_ALARM_RATE.default * HYSTERESIS_SPREAD:.2g}, regions > {100 * MAX_OBJECT_SHARE:g} % dropped "
+           "(the rows 'hysteresis at rate r' show the rate a user sets moving it); the former default "
+           "`--threshold false-alarm` is the row false-alarm 0.003. Rules were compared on the mean over all "
+           "scenes, none tuned per scene.", ""]
     for detector, title in (("rx", "RX"), ("bs3lnet", f"BS3LNet (default parameters, score {default_score}, seed "
                                                       f"{THRESHOLD_SEED})")):
         n = len({r["scene"] for r in rows if r["detector"] == detector})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .errors import HsiDetectError
-from .parameters import FALSE_ALARM_RATE, GROW_RATE, MAX_OBJECT_SHARE, SEED_RATE, THRESHOLDS
+from .parameters import FALSE_ALARM_RATE, HYSTERESIS_SPREAD, MAX_OBJECT_SHARE, THRESHOLDS
 
 
 def _finite_scores(values: np.ndarray) -> np.ndarray:
@@ -168,18 +170,25 @@ DEFAULT_FALSE_ALARM_RATE = FALSE_ALARM_RATE.default
 EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def hysteresis_cuts(lo: float, median: float, q90: float) -> tuple:
+MAX_GROW_RATE = 0.45  # the background model holds for rates below 0.5
+
+
+def hysteresis_cuts(lo: float, median: float, q90: float, rate: Optional[float] = None) -> tuple:
     """(seed, grow) thresholds of the hysteresis rule from the false-alarm model's fit (false_alarm_cut):
-    the cuts at SEED_RATE and at the looser GROW_RATE."""
-    return false_alarm_cut(lo, median, q90, SEED_RATE), false_alarm_cut(lo, median, q90, GROW_RATE)
+    the cuts at the expected false-alarm ``rate`` divided and multiplied by HYSTERESIS_SPREAD."""
+    rate = DEFAULT_FALSE_ALARM_RATE if rate is None else rate
+    if not 0 < rate < 0.5:
+        raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")
+    return (false_alarm_cut(lo, median, q90, rate / HYSTERESIS_SPREAD),
+            false_alarm_cut(lo, median, q90, min(rate * HYSTERESIS_SPREAD, MAX_GROW_RATE)))
 
 
-def hysteresis_thresholds(values: np.ndarray) -> tuple:
+def hysteresis_thresholds(values: np.ndarray, rate: Optional[float] = None) -> tuple:
     """hysteresis_cuts of the finite ``values``."""
     v = _finite_scores(values)
     lo = float(v.min())
     median, q90 = np.quantile(np.sqrt(v - lo), [0.5, 0.9])
-    return hysteresis_cuts(lo, float(median), float(q90))
+    return hysteresis_cuts(lo, float(median), float(q90), rate)
 
 
 def hysteresis_mask(score: np.ndarray, valid: np.ndarray, seed: float, grow: float,
@@ -241,10 +250,10 @@ def choose_threshold(values: np.ndarray, method: str = "otsu", value: float = No
 def binary_map(score: np.ndarray, valid: np.ndarray, method: str, value: float = None, fraction: float = None,
                transform: str = "none", false_alarm_rate: float = None) -> tuple:
     """(uint8 map as binarize gives it, the summary's threshold entries) of a score map cut by
-    ``method``: choose_threshold's single cut, or the hysteresis rule (seed and grow thresholds; its
-    rates are fixed, ``false_alarm_rate`` is the false-alarm rule's)."""
+    ``method``: choose_threshold's single cut, or the hysteresis rule (seed and grow thresholds, around
+    ``false_alarm_rate`` as hysteresis_cuts sets them)."""
     if method == "hysteresis":
-        seed, grow = hysteresis_thresholds(score[valid])
+        seed, grow = hysteresis_thresholds(score[valid], false_alarm_rate)
         out = hysteresis_mask(score, valid, seed, grow).astype(np.uint8)
         out[~valid] = 255
         return out, {"threshold": seed, "grow_threshold": grow, "threshold_method": method}

@@ -1,6 +1,6 @@
 """hsidetect:bs3lnet — BS3LNet blind-spot self-supervised anomaly detection."""
 
-from .detectors import AnomalyDetector
+from .detectors import ANOMALY_OUTPUTS_HELP, AnomalyDetector
 
 
 class Bs3lnetAlgorithm(AnomalyDetector):
@@ -13,8 +13,7 @@ class Bs3lnetAlgorithm(AnomalyDetector):
 
 Outputs:
 Anomaly score (OUTPUT): the reconstruction error scaled to 0..1 over the valid pixels; high values are likely anomalies. Nodata where the input pixel was invalid.
-Binary anomaly map (OUTPUT_BINARY): 1 anomaly, 0 background, the score cut at the threshold (by default the hysteresis rule: a model of the background fitted to the bulk of the scores gives the cut where it expects 0.001 of the background pixels; the pixels above it seed regions grown through the neighbouring pixels above a looser cut, at 0.01, and a region covering more than 2 % of the scene is dropped as background; on 19 benchmark scenes its F1 was above that of one cut of the model, the method false-alarm with FALSE_ALARM_RATE, and well above Otsu's, bench/results/studies/anomaly_thresholds.md).
-Detected objects (OUTPUT_OBJECTS): the binary map's connected regions as polygons in a GeoPackage, ranked by peak score (1 = most anomalous), with pixel count, area, peak and mean score and the map coordinates of the peak and the centroid; it opens outlined and labelled by rank.
+""" + ANOMALY_OUTPUTS_HELP + """
 Trained model (SAVE_MODEL, optional): the network, to apply to another image with the same bands (TRAINED_MODEL) without training.
 
 Time: the default budget (100 iterations of 100 patches) took about 1.5 minutes on 2 CPU cores for a 100 x 100 pixel, 205-band scene (peak memory about 1 GB); training time grows with iterations x batch size x bands, detection with the pixels. The paper's 1000 epochs (EPOCHS 1000) take about a day on a CPU. A CUDA GPU (DEVICE auto uses one when the engine's torch sees it) should bring this down to seconds; we have not measured it.

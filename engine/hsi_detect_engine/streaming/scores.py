@@ -117,7 +117,7 @@ def cut_of_raster(raster: ScoreRaster, method: str, value: Optional[float] = Non
     n, lo, hi = raster.summary()
     if n == 0:
         raise HsiDetectError("No valid score to threshold.")
-    seed, grow = hysteresis_cuts(lo, *_root_quantiles(raster, n, lo, hi, budget))
+    seed, grow = hysteresis_cuts(lo, *_root_quantiles(raster, n, lo, hi, budget), rate)
     grown = np.zeros((raster.height, raster.width), dtype=bool)
     seeds = np.zeros_like(grown)
     for r, values, valid in raster.windows():
