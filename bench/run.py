@@ -205,13 +205,13 @@ def main(argv=None) -> int:
     source = machine.source_info(engine_rev, engine_root)
     records = {k: r for k, r in records.items() if "error" in r or is_current(r, ctx)}
     source["run_commits"] = sorted({r.get("commit", "")[:7] for r in records.values() if "result" in r})
+    from hsi_detect_engine.io.memory import default_memory_limit
+
     meta = {"date": machine.now(), "source": source, "machine": machine.machine_info(),
             "settings": {"quick": args.quick, "device": args.device, "threads": args.threads, "seeds": args.seeds,
                          "overrides": overrides, "scaling_sizes": args.scaling_sizes, "full_sizes": args.full_sizes,
                          "default_memory_limit": default_memory_limit(), "data": args.data,
                          "command": " ".join(["python -m bench.run"] + (sys.argv[1:] if argv is None else list(argv)))}}
-    from hsi_detect_engine.io.memory import default_memory_limit
-
     from .report import _stats, build_results, write_results
 
     meta["load"] = _stats([x for _, k in plan if k in records for x in
