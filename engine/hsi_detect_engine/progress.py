@@ -92,9 +92,10 @@ class Progress:
             self.callback({"stage": "log", "message": message})
 
 
-def peak_rss_mib() -> float:
-    """The process's peak resident memory so far, MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mib(usage=None) -> float:
+    """Peak resident memory in MiB of a resource usage (``os.wait4``'s of a child), by default this
+    process's so far. ru_maxrss counts KiB on Linux, bytes on macOS."""
+    peak = (usage or resource.getrusage(resource.RUSAGE_SELF)).ru_maxrss
     return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 

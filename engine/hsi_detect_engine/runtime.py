@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-
 import os
 import random
 
@@ -67,6 +66,9 @@ def image_tensor(image: np.ndarray, device):
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
 
 
+_TRIM = None  # glibc's malloc_trim, found on first use (False where there is none)
+
+
 def release_free_memory():
     """Hand the memory freed since the last call back to the system (glibc keeps freed blocks of
     its heap: between HyperNet's tiled layer passes they grew the process by hundreds of MB);
@@ -79,9 +81,6 @@ def release_free_memory():
             _TRIM = False
     if _TRIM:
         _TRIM(0)
-
-
-_TRIM = None
 
 
 @contextlib.contextmanager

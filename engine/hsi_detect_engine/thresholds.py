@@ -129,11 +129,16 @@ def false_alarm_threshold(values: np.ndarray, rate: float = 0.003) -> float:
     return false_alarm_cut(lo, float(median), float(q90), rate)
 
 
+def check_false_alarm_rate(rate: float):
+    """Refuse a rate outside (0, 0.5), where the background model does not hold."""
+    if not 0 < rate < 0.5:
+        raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")
+
+
 def false_alarm_cut(lo: float, median: float, q90: float, rate: float) -> float:
     """false_alarm_threshold from the scores' minimum ``lo`` and the median and 90th percentile of
     the square root of the scores above it (as a pass over a raster too large to load gives them)."""
-    if not 0 < rate < 0.5:
-        raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")
+    check_false_alarm_rate(rate)
     decay = (q90 - median) / np.log(5.0)  # P(root > q) = 0.5 exp(-(q - median) / decay)
     cut = median + decay * np.log(0.5 / rate)
     return float(lo + cut * cut)
@@ -177,8 +182,7 @@ def hysteresis_cuts(lo: float, median: float, q90: float, rate: Optional[float] 
     """(seed, grow) thresholds of the hysteresis rule from the false-alarm model's fit (false_alarm_cut):
     the cuts at the expected false-alarm ``rate`` divided and multiplied by HYSTERESIS_SPREAD."""
     rate = DEFAULT_FALSE_ALARM_RATE if rate is None else rate
-    if not 0 < rate < 0.5:
-        raise HsiDetectError(f"The false-alarm rate must lie between 0 and 0.5 (got {rate}).")
+    check_false_alarm_rate(rate)
     return (false_alarm_cut(lo, median, q90, rate / HYSTERESIS_SPREAD),
             false_alarm_cut(lo, median, q90, min(rate * HYSTERESIS_SPREAD, MAX_GROW_RATE)))
 

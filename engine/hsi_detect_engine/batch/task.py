@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Optional
 
+from ..progress import peak_rss_mib
 from .manifest import sha256_file
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -134,9 +135,7 @@ def run_job(spec: dict, threads: Optional[int] = None, memory_limit: Optional[in
         except OSError:
             pass
         record["seconds"] = round(time.perf_counter() - started, 3)
-        # ru_maxrss is in KiB on Linux, in bytes on macOS
-        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        record["peak_memory_mib"] = round(peak / 2**20, 1)
+        record["peak_memory_mib"] = peak_rss_mib(usage)
         out.seek(0)
         lines = out.read().decode("utf-8", "replace").splitlines()
         err.seek(0)
