@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from hsi_detect_engine import linalg
 from hsi_detect_engine.classical import cva_magnitude, rx_scores, safe_inverse
 from hsi_detect_engine.accuracy.metrics import accuracy_figures, labelled_pixels
 from hsi_detect_engine.io.reader import read_cube
@@ -19,6 +20,23 @@ def test_rx_agrees_with_spectral_package_on_a_real_scene():
     ours = rx_scores(cube.data, cube.valid)
     theirs = spectral.rx(cube.data.astype(np.float64))
     assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("with_torch", [True, False])
+def test_the_float64_products_equal_their_definitions(monkeypatch, with_torch):
+    """Through torch, and through numpy where torch is not installed (Debian's own Python)."""
+    if not with_torch:
+        monkeypatch.setattr(linalg, "_torch", lambda: None)
+    rng = np.random.default_rng(5)
+    pixels = (rng.normal(size=(3000, 12)) * 40 + 2000).astype(np.float32)
+    d = pixels.astype(np.float64) - pixels.astype(np.float64).mean(axis=0)
+    mean, gram = linalg.centred_gram(pixels)
+    assert np.allclose(mean, pixels.astype(np.float64).mean(axis=0), rtol=1e-13)
+    assert np.allclose(gram, d.T @ d, rtol=1e-10)
+    m = rng.normal(size=(12, 12))
+    forms = linalg.quadratic_forms(pixels, mean, m)
+    assert np.allclose(forms, [x @ m @ x for x in d], rtol=1e-9)
+    assert pixels.dtype == np.float32 and np.isclose(pixels.mean(), 2000, rtol=0.01)  # the input is left as it was
 
 
 def test_rx_is_finite_on_rank_deficient_data():

@@ -193,8 +193,14 @@ def test_streamed_success_leaves_only_the_outputs(tmp_path):
     t1, t2, _ = crop(tmp_path / "in", 64)
     out = tmp_path / "out"
     out.mkdir()
-    summary, _ = run(t1, t2, out, "x", TINY, params=FAST, save_model=str(out / "hn.model"))
+    events = []
+    summary, _ = run(t1, t2, out, "x", TINY, params=FAST, save_model=str(out / "hn.model"),
+                     progress=Progress(events.append, min_interval=0.0))
     assert summary["streamed"] and summary["scratch_bytes"] > 64 * 64 * 6 * 4 * 2
+    dates = [e["stage"] for e in events if "the dates" in e.get("message", "")]
+    assert dates and set(dates) == {"preparing"}  # standardising and scaling them
+    overall = [e["overall"] for e in events if "overall" in e]
+    assert overall == sorted(overall)  # the bar never runs back (the dates' passes are preparation)
     assert sorted(os.listdir(out)) == ["hn.model", "x-acd.qml", "x-acd.tif", "x-change.qml", "x-change.tif",
                                        "x-map.qml", "x-map.tif"]
 

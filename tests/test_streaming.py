@@ -59,20 +59,24 @@ def test_memory_sizes_parse_and_nonsense_is_refused():
     assert cli.returncode == 2 and "is not a size" in cli.stderr and "Traceback" not in cli.stderr
 
 
-@pytest.mark.parametrize("height, width, budget, block", [
-    (1000, 1000, 64 << 20, (256, 256)),  # whole block rows fit: strips of 256 rows
-    (1000, 1000, 4 << 20, (256, 256)),  # they do not: windows down one block column at a time
-    (80, 100, 1 << 20, (256, 256)),  # one block larger than the image
-    (300, 70, 3 << 20, (70, 1)),  # a striped file
+@pytest.mark.parametrize("height, width, budget, block, first", [
+    (1000, 1000, 300 << 20, (256, 256), (256, 1000)),  # whole block rows fit: strips of 256 rows
+    (1000, 1000, 150 << 20, (256, 256), (256, 512)),  # they do not: a block row in windows of two block columns
+    (1000, 1000, 64 << 20, (256, 256), (256, 256)),  # one block column
+    (1000, 1000, 4 << 20, (256, 256), (16, 256)),  # not even one block: windows down one block column at a time
+    (80, 100, 1 << 20, (256, 256), (10, 100)),  # one block larger than the image
+    (300, 70, 3 << 20, (70, 1), (44, 70)),  # a striped file
 ])
-def test_windows_cover_the_image_once_within_the_budget(height, width, budget, block):
+def test_windows_cover_the_image_once_within_the_budget(height, width, budget, block, first):
     per_pixel = 1000.0
     cover = np.zeros((height, width), dtype=int)
     plan = plan_windows(height, width, per_pixel, budget, block)
+    assert plan[0][2:] == first
     for r, c, h, w in plan:
         cover[r:r + h, c:c + w] += 1
         assert h * w * per_pixel <= budget or h == 1
-        assert c % block[0] == 0 and (w == width or w <= block[0])  # no window straddles two block columns
+        assert c % block[0] == 0 and (w % block[0] == 0 or c + w == width)  # whole block columns
+        assert w == width or r // block[1] == (r + h - 1) // block[1]  # narrower windows stay in one block row
     assert (cover == 1).all()
 
 

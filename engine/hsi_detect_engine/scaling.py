@@ -42,8 +42,8 @@ def scaling_of(mode: str, bands: int, mean=None, deviation=None, lo: float = 0.0
 
 def apply_scaling(cube: np.ndarray, valid: np.ndarray, stats: dict) -> np.ndarray:
     """Scale a cube (float32 copy); invalid pixels become 0."""
-    out = (cube - stats["offset"]) / stats["scale"]
-    out = out.astype(np.float32, copy=False)
+    out = np.subtract(cube, stats["offset"], dtype=np.float32)
+    out /= stats["scale"]
     out[~valid] = 0.0
     return out
 

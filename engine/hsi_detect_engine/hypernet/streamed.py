@@ -43,7 +43,7 @@ from ..progress import Progress, SubProgress
 from ..scaling import apply_scaling
 from ..streaming.budget import gdal_cache, window_plan
 from ..streaming.cva import WINDOW_PER_BAND, WINDOW_PER_PIXEL, date_moments, standardizing
-from ..streaming.rx import describe_bands, windows, write_scores
+from ..streaming.rx import describe_bands, valid_pixels, windows, write_scores
 from ..streaming.scores import ScoreRaster, cut_score, quantile_of_raster, style_score, threshold_of_raster
 from ..streaming.statistics import Moments
 from .detector import (MEMORY_FRACTION, build_network, change_score, detection_bytes_per_pixel, load_network,
@@ -122,7 +122,7 @@ def stream_hypernet(pair: PairSources, txn, limit: int, params: Optional[dict], 
     georef = src.georef
     with gdal_cache(limit, 2 * block_bytes), contextlib.ExitStack() as stack:
         progress.update("preparing", 0.0, f"scaling both dates ({scaling})", force=True)
-        m1, m2, own = date_moments(pair, plan, SubProgress(progress, 0.0, 0.1))
+        m1, m2, own = date_moments(pair, plan, SubProgress(progress, 0.0, 0.1), "preparing")
         nb = len(pair.t1.band_numbers)
         if own == 0:
             raise no_valid_pixel(src.path)
@@ -211,7 +211,7 @@ def _scaled_copies(pair: PairSources, plan: list, standard: list, scaling: str, 
         cva = stack.enter_context(RasterWriter(cva_path, georef, dtype="float64", nodata=math.nan)) if cva_path else None
         angle = (stack.enter_context(RasterWriter(angle_path, georef, dtype="float64", nodata=math.nan))
                  if angle_path else None)
-        for window in windows(plan, progress, "scaling the dates"):
+        for window in windows(plan, progress, "scaling the dates", "preparing"):
             c1, c2, _, valid = pair.read(*window)
             z = [apply_scaling(c, valid, fit) for c, fit in zip((c1, c2), fits)]
             if cva is not None:
@@ -290,6 +290,6 @@ def _compare(feats: list, plan: list, score: str, cva_path: Optional[str], write
             diff[~valid] = 0.0
             feats[0].write(row, col, diff, valid)
             if acd is not None:
-                acd.add(diff[valid])
+                acd.add(valid_pixels(diff, valid))
     finally:
         ds = None

@@ -61,18 +61,21 @@ def window_rows(bytes_per_row: float, budget: float, height: int, block_height: 
 def plan_windows(height: int, width: int, bytes_per_pixel: float, budget: float, block: tuple = (1, 1)) -> list:
     """Windows (row, col, rows, cols) covering the image, each taking at most ``budget`` bytes (at
     least one row of one block column), in an order that reads each block of the file once: strips
-    of whole block rows when the budget holds one; else windows down one block column at a time,
-    whose block then stays in GDAL's cache. ``block``: the file's (block width, block height)."""
+    of whole block rows when the budget holds one; else one block row at a time in windows of as
+    many whole block columns as it holds (GDAL reads a window's blocks in parallel); else windows
+    down one block column at a time, whose block then stays in GDAL's cache. ``block``: the file's
+    (block width, block height)."""
     bw, bh = min(max(1, block[0]), width), max(1, block[1])
     rows = window_rows(width * bytes_per_pixel, budget, height, bh)
     if rows >= min(bh, height):
         return [(r, 0, min(rows, height - r), width) for r in range(0, height, rows)]
     step = max(1, min(bh, int(budget // max(bw * bytes_per_pixel, 1.0))))
+    span = bw * max(1, int(budget // max(bw * min(bh, height) * bytes_per_pixel, 1.0))) if step == bh else bw
     out = []
     for top in range(0, height, bh):
         bottom = min(top + bh, height)
-        for c in range(0, width, bw):
-            out += [(r, c, min(step, bottom - r), min(bw, width - c)) for r in range(top, bottom, step)]
+        for c in range(0, width, span):
+            out += [(r, c, min(step, bottom - r), min(span, width - c)) for r in range(top, bottom, step)]
     return out
 
 

@@ -22,14 +22,14 @@ from ..io.reader import no_valid_pixel
 from ..io.writer import SCORE_NODATA, RasterWriter
 from ..progress import Progress, SubProgress
 from .budget import gdal_cache, window_plan
-from .rx import describe_bands, windows, write_scores
+from .rx import describe_bands, valid_pixels, windows, write_scores
 from .scores import cut_score, style_score
 from .statistics import Moments
 
 IN_MEMORY_PER_BAND = 40  # bytes per pixel and band of the in-memory CVA: both dates, their scaled copies and differences
 IN_MEMORY_PER_PIXEL = 48
-WINDOW_PER_BAND = 64  # a window: both dates read and standardised, their difference and its float64 products
-WINDOW_PER_PIXEL = 64
+WINDOW_PER_BAND = 24  # a window: both dates read, their finite masks and valid pixels' copies (moments), or
+WINDOW_PER_PIXEL = 64  # HyperNet's scaling pass: both dates read, their standardised copies and difference
 
 
 def in_memory_bytes(rows: int, cols: int, bands: int) -> int:
@@ -43,7 +43,7 @@ def standardizing(m: Moments) -> tuple:
     return m.mean.astype(np.float32), scale.astype(np.float32)
 
 
-def date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
+def date_moments(pair: PairSources, plan: list, progress: Progress, stage: str = "detecting") -> tuple:
     """Each date's per-band mean and deviation over the pixels valid in both, and the count of date 1's
     own valid pixels. Bands that hold no valid pixel in either date are dropped from both, as
     read_pair drops them (then the pass is made again without them)."""
@@ -52,7 +52,7 @@ def date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
         m1, m2 = Moments(nb, full=False), Moments(nb, full=False)
         seen1, seen2 = np.zeros(nb, dtype=bool), np.zeros(nb, dtype=bool)
         own = 0
-        for window in windows(plan, SubProgress(progress, 0.0, 0.3), "standardising the dates"):
+        for window in windows(plan, SubProgress(progress, 0.0, 0.3), "standardising the dates", stage):
             c1 = pair.t1.read_values(*window)
             c2 = pair.t2.read_values(*window)
             f1, f2 = np.isfinite(c1), np.isfinite(c2)
@@ -61,8 +61,8 @@ def date_moments(pair: PairSources, plan: list, progress: Progress) -> tuple:
             v1 = f1.all(axis=2)
             own += int(v1.sum())
             valid = v1 & f2.all(axis=2)
-            m1.add(c1[valid])
-            m2.add(c2[valid])
+            m1.add(valid_pixels(c1, valid))
+            m2.add(valid_pixels(c2, valid))
         both = seen1 & seen2
         if both.all() or not seen1.any():
             return m1, m2, own
@@ -102,9 +102,13 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
 
         def difference(*window):
             c1, c2, _, valid = pair.read(*window)
-            d = (c2 - o2) / s2 - (c1 - o1) / s1
-            d[~valid] = 0.0
-            return d, valid
+            c1 -= o1
+            c1 /= s1
+            c2 -= o2
+            c2 /= s2
+            c2 -= c1
+            c2[~valid] = 0.0
+            return c2, valid
 
         scratch = txn.scratch("change", "magnitude.tif") if cut else None
         acd = Moments(nb) if anomalous else None
@@ -120,7 +124,7 @@ def stream_cva(pair: PairSources, txn, limit: int, *, threshold: str, threshold_
                     mag[~valid] = np.nan
                     w64.write(mag, window[0], window[1])
                 if acd is not None:
-                    acd.add(np.abs(d[valid]))
+                    acd.add(valid_pixels(np.abs(d, out=d), valid))
         style_score(txn, "change", "change magnitude", budget, progress)
         if anomalous:
             def absolute(*window):

@@ -26,8 +26,8 @@ from .statistics import Moments
 
 IN_MEMORY_PER_BAND = 8  # bytes per pixel and band of the in-memory RX: the float32 cube and its valid pixels' copy
 IN_MEMORY_PER_PIXEL = 40  # its masks, float64 scores and float32 normalised score
-WINDOW_PER_BAND = 32  # a window: the read, the float32 cube, its valid pixels, their float64 centred copy and product
-WINDOW_PER_PIXEL = 64
+WINDOW_PER_BAND = 10  # a window: the float32 read, its finite mask and its valid pixels' copy (the float64
+WINDOW_PER_PIXEL = 64  # products go by blocks of a few thousand pixels: statistics.py, classical.mahalanobis)
 
 Read = Callable[..., tuple]  # (row, col, rows, cols) -> (cube (rows, cols, bands) float32, valid (rows, cols))
 
@@ -55,7 +55,7 @@ def source_moments(src: RasterSource, plan: list, progress: Progress, message: s
             values = src.read_values(*window)
             finite = np.isfinite(values)
             seen |= finite.any(axis=(0, 1))
-            m.add(values[finite.all(axis=2)])
+            m.add(valid_pixels(values, finite.all(axis=2)))
         if seen.all() or not seen.any():
             return src, m
         empty = np.flatnonzero(~seen).tolist()
@@ -63,6 +63,11 @@ def source_moments(src: RasterSource, plan: list, progress: Progress, message: s
         keep = [b for b, ok in zip(src.band_numbers, seen) if ok]
         src.close()
         src = RasterSource(src.path, keep)
+
+
+def valid_pixels(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The (n, bands) valid pixels of a window, a view of it (no copy) when all are valid."""
+    return cube.reshape(-1, cube.shape[-1]) if valid.all() else cube[valid]
 
 
 def describe_bands(src: RasterSource) -> str:
@@ -80,7 +85,7 @@ def write_scores(read: Read, plan: list, stats: Moments, writer: RasterWriter, p
         cube, valid = read(*window)
         block = np.full(valid.shape, writer.nodata, dtype=writer.dtype)
         if valid.any():
-            scores = mahalanobis(cube[valid], stats.mean, inv)
+            scores = mahalanobis(valid_pixels(cube, valid), stats.mean, inv)
             block[valid] = scores
             lo, hi = min(lo, float(scores.min())), max(hi, float(scores.max()))
         writer.write(block, window[0], window[1])
