@@ -109,7 +109,7 @@ def test_the_streamed_cut_equals_the_in_memory_one(tmp_path):
     raster = ScoreRaster(path, 1 << 16)  # windows of a few rows
     assert raster.step < SIZE
     expected, info = binary_map(score, valid, "hysteresis")
-    cut = cut_of_raster(raster, "hysteresis", budget=1 << 16)
+    cut = cut_of_raster(raster, "hysteresis", budget=1 << 16, scratch=str(tmp_path / "regions.tif"))
     assert cut.info == pytest.approx(info)
     with RasterWriter(out, georef, dtype="uint8", nodata=255) as w:
         marked = binarize_raster(raster, w, cut)

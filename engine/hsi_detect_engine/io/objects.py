@@ -3,7 +3,7 @@
 Each 8-connected region of detected pixels (optionally only those of at least a minimum
 number of pixels) becomes one feature with its rank by peak score (1 = highest), its pixel
 count and area in map units, its peak and mean score, the map coordinates of the peak
-pixel's centre and of the region's centroid. The layer carries the raster's CRS and its
+pixel's centre (the first in raster order where the peak is tied) and of the region's centroid. The layer carries the raster's CRS and its
 style (outline, labelled by rank), stored in the GeoPackage as the layer's default style
 and as a .qml beside it. Like every output, it is written where the run's transaction says
 (a temporary name, renamed into place with the run's other outputs).
@@ -65,10 +65,22 @@ def object_table(labels: np.ndarray, count: int, score: np.ndarray, georef: Geor
     index = np.arange(1, count + 1)
     score = np.asarray(score, dtype=np.float64)
     pixels = ndimage.sum_labels(np.ones_like(score), labels, index)
-    peak = ndimage.maximum(score, labels, index)
     mean = ndimage.mean(score, labels, index)
-    peak_rc = np.array(ndimage.maximum_position(score, labels, index), dtype=np.float64).reshape(-1, 2)
+    flat = np.flatnonzero(labels)  # in raster order
+    lab, v = labels.ravel()[flat], score.ravel()[flat]
+    order = np.lexsort((flat, -v, lab))  # per object: its highest score, the first pixel that holds it
+    top = order[np.searchsorted(lab[order], index)]
+    peak = v[top]
+    peak_rc = np.stack(np.divmod(flat[top], labels.shape[1]), axis=1).astype(np.float64)
     centre_rc = np.array(ndimage.center_of_mass(np.ones_like(score), labels, index), dtype=np.float64).reshape(-1, 2)
+    return object_rows(pixels, peak, mean, peak_rc, centre_rc, georef)
+
+
+def object_rows(pixels, peak, mean, peak_rc, centre_rc, georef: Georef) -> list:
+    """object_table's rows from each object's figures, objects numbered 1.. in the order given:
+    pixel count, peak and mean score, (row, col) of the peak pixel and of the centroid."""
+    count = len(pixels)
+    index = np.arange(1, count + 1)
     g = georef.geotransform or (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
     pixel_area = abs(g[1] * g[5] - g[2] * g[4])
     peak_x, peak_y = _map_xy(g, peak_rc[:, 0] + 0.5, peak_rc[:, 1] + 0.5)
@@ -82,17 +94,24 @@ def object_table(labels: np.ndarray, count: int, score: np.ndarray, georef: Geor
                    for k, i in enumerate(index)), key=lambda r: r["rank"])
 
 
-def _polygons(labels: np.ndarray, georef: Georef) -> dict:
-    """{label: OGR geometry} from GDAL's polygonize of the label raster (8-connected)."""
+def label_polygons(labels: np.ndarray, georef: Georef) -> dict:
+    """{label: OGR geometry} of a label array (band_polygons on it)."""
     gdal = _gdal()
-    from osgeo import ogr
-
-    ogr.UseExceptions()
     rows, cols = labels.shape
     raster = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Int32)
     raster.SetGeoTransform(georef.geotransform or (0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
     band = raster.GetRasterBand(1)
     band.WriteArray(labels)
+    return band_polygons(band)
+
+
+def band_polygons(band) -> dict:
+    """{label: OGR multipolygon} from GDAL's polygonize (8-connected) of a label raster band
+    (0: none), in its raster's map coordinates. GDAL reads the band a few lines at a time."""
+    gdal = _gdal()
+    from osgeo import ogr
+
+    ogr.UseExceptions()
     memory = ogr.GetDriverByName("Memory").CreateDataSource("")
     layer = memory.CreateLayer("regions", geom_type=ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn("label", ogr.OFTInteger))
@@ -135,15 +154,14 @@ def _write_default_style(ds, layer_name: str, geometry_column: str, qml: str):
     styles.CreateFeature(f)
 
 
-def write_objects(path: str, table: list, labels: np.ndarray, georef: Georef, layer_name: str,
+def write_objects(path: str, table: list, geometries: dict, georef: Georef, layer_name: str,
                   score_name: str = "score", colour: str = "#e31a1c", style: Optional[str] = None) -> str:
-    """Write the objects of ``table`` (object_table) as the polygon layer ``layer_name`` of a new
-    GeoPackage at ``path``, with its style (stored in it, and as a .qml at ``style``, default
-    beside it). Returns the path."""
+    """Write the objects of ``table`` (object_table), their ``geometries`` by id, as the polygon
+    layer ``layer_name`` of a new GeoPackage at ``path``, with its style (stored in it, and as a
+    .qml at ``style``, default beside it). Returns the path."""
     from osgeo import ogr, osr
 
     ogr.UseExceptions()
-    geometries = _polygons(labels, georef) if table else {}
     ds = None
     try:
         ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
@@ -190,4 +208,6 @@ def write_detected_objects(path: str, detected: np.ndarray, score: np.ndarray, g
     Returns {"path", "objects"}."""
     labels, count = label_objects(detected, min_size)
     table = object_table(labels, count, score, georef)
-    return {"path": write_objects(path, table, labels, georef, layer_name, score_name, style=style), "objects": count}
+    geometries = label_polygons(labels, georef) if count else {}
+    return {"path": write_objects(path, table, geometries, georef, layer_name, score_name, style=style),
+            "objects": count}

@@ -5,8 +5,8 @@ threshold from the same 1024-bin histogram (summed over windows), k-means with e
 iteration's class means summed over windows, and the top fraction's quantile by exact
 selection of the two order statistics numpy's linear quantile interpolates between. An
 automatic threshold on a transformed score (thresholds.choose_threshold's ``transform``) runs
-on the raster's values transformed as they are read. The hysteresis rule's regions are
-labelled on the whole map, held as two bool maps (a few bytes per pixel, never the cube).
+on the raster's values transformed as they are read. The hysteresis rule's regions and the
+detected objects are labelled window by window (regions.py): no map of the whole scene is held.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from ..errors import HsiDetectError
 from ..io.gdal_utils import gdal as _gdal
 from ..io.memory import window_rows
 from ..io.writer import CLASS_NODATA, RasterWriter
-from ..io.objects import write_detected_objects
+from ..io.objects import write_objects
 from ..io.styles import binary_qml, score_qml, write_qml
-from ..thresholds import (AUTOMATIC, DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, hysteresis_cuts, hysteresis_regions,
-                          kmeans_from_centres, min_error_from_histogram, otsu_from_histogram, score_transform)
+from ..parameters import MAX_OBJECT_SHARE
+from ..thresholds import (AUTOMATIC, DEFAULT_FALSE_ALARM_RATE, false_alarm_cut, hysteresis_cuts, kmeans_from_centres,
+                          min_error_from_histogram, otsu_from_histogram, score_transform)
+from .regions import Regions
 
 BINS = 1024  # as thresholds.py
 SELECT_BINS = 4096
@@ -90,11 +92,13 @@ class ScoreRaster:
 
 class RasterCut:
     """A score raster's binary map: the scores above one threshold, or the hysteresis rule's
-    regions (``regions``, a bool map of the whole raster)."""
+    regions (``regions``: the Regions of the scores above the grow cut; ``keep``: by region,
+    those in the map)."""
 
     def __init__(self, method: str, threshold: float, grow: Optional[float] = None,
-                 regions: Optional[np.ndarray] = None):
-        self.method, self.threshold, self.grow, self.regions = method, threshold, grow, regions
+                 regions: Optional[Regions] = None, keep: Optional[np.ndarray] = None):
+        self.method, self.threshold, self.grow, self.regions, self.keep = method, threshold, grow, regions, keep
+        self._lookup = regions.lookup(keep) if regions is not None else None
 
     @property
     def info(self) -> dict:
@@ -106,24 +110,26 @@ class RasterCut:
         """The flagged pixels of a window of rows starting at ``row``."""
         if self.regions is None:
             return valid & (values > self.threshold)
-        return self.regions[row:row + values.shape[0]]
+        return self._lookup[self.regions.read(row, values.shape[0])] > 0
+
+    def close(self):
+        if self.regions is not None:
+            self.regions.close()
 
 
 def cut_of_raster(raster: ScoreRaster, method: str, value: Optional[float] = None, fraction: Optional[float] = None,
-                  budget: int = 64 << 20, rate: Optional[float] = None, transform: str = "none") -> RasterCut:
-    """The binary map ``method`` gives on the raster (see thresholds.binary_map)."""
+                  budget: int = 64 << 20, rate: Optional[float] = None, transform: str = "none",
+                  scratch: Optional[str] = None) -> RasterCut:
+    """The binary map ``method`` gives on the raster (see thresholds.binary_map); the hysteresis
+    rule labels its regions into a scratch raster at ``scratch``."""
     if method != "hysteresis":
         return RasterCut(method, threshold_of_raster(raster, method, value, fraction, budget, rate, transform))
     n, lo, hi = raster.summary()
     if n == 0:
         raise HsiDetectError("No valid score to threshold.")
     seed, grow = hysteresis_cuts(lo, *_root_quantiles(raster, n, lo, hi, budget), rate)
-    grown = np.zeros((raster.height, raster.width), dtype=bool)
-    seeds = np.zeros_like(grown)
-    for r, values, valid in raster.windows():
-        grown[r:r + values.shape[0]] = valid & (values > grow)
-        seeds[r:r + values.shape[0]] = valid & (values > seed)
-    return RasterCut(method, seed, grow, hysteresis_regions(grown, seeds, n))
+    regions = Regions(raster, grow, scratch, seed=seed)
+    return RasterCut(method, seed, grow, regions, regions.seeded & (regions.pixels <= MAX_OBJECT_SHARE * n))
 
 
 def _root_quantiles(raster: ScoreRaster, n: int, lo: float, hi: float, budget: int) -> tuple:
@@ -260,20 +266,23 @@ def binarize_raster(raster: ScoreRaster, writer: RasterWriter, cut: RasterCut) -
     return marked
 
 
-def objects_of_raster(txn, score_path: str, cut: RasterCut, georef, *, layer_name: str, score_name: str,
-                      min_size: int) -> int:
-    """Write the transaction's 'objects' layer from a written score raster's binary map ``cut``;
-    returns the number of objects. Objects are regions of the whole map, so the score map is read
-    whole: one map (a few bytes per pixel), never the cube."""
-    ds = _gdal().Open(score_path)
-    band = ds.GetRasterBand(1)
-    score = band.ReadAsArray().astype(np.float64)
-    nodata = band.GetNoDataValue()
-    ds = None
-    valid = np.isfinite(score) if nodata is None else np.isfinite(score) & (score != nodata)
-    found = write_detected_objects(txn.path("objects"), cut.window(0, score, valid), score, georef, min_size=min_size,
-                                   layer_name=layer_name, score_name=score_name, style=txn.path("objects", "qml"))
-    return found["objects"]
+def objects_of_raster(txn, raster: ScoreRaster, cut: RasterCut, georef, *, layer_name: str, score_name: str,
+                      min_size: int, kind: str) -> int:
+    """Write the transaction's 'objects' layer from a written score raster's binary map ``cut``
+    (its regions labelled window by window, streaming/regions.py); returns the number of objects."""
+    regions, keep = cut.regions, cut.keep
+    if regions is None:
+        regions = Regions(raster, cut.threshold, txn.scratch(kind, "regions.tif"))
+        keep = np.ones(regions.count, dtype=bool)
+    try:
+        keep = keep & (regions.pixels >= min_size)
+        table = regions.object_rows(keep, georef)
+        geometries = regions.polygons(keep, txn.scratch(kind, "objects.tif"), georef)
+    finally:
+        regions.close()
+    write_objects(txn.path("objects"), table, geometries, georef, layer_name, score_name,
+                  style=txn.path("objects", "qml"))
+    return len(table)
 
 
 def style_score(txn, kind: str, label: str, budget: int, progress=None):
@@ -295,18 +304,24 @@ def cut_score(txn, score_path: str, georef, metadata: dict, budget: int, progres
     if "binary" not in txn.outputs and "objects" not in txn.outputs:
         return {}
     progress.update("writing", 0.4, "thresholding", force=True)
+    kind = "binary" if "binary" in txn.outputs else "objects"
     score = ScoreRaster(score_path, budget, progress)
+    cut = None
     try:
-        cut = cut_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate, transform)
+        cut = cut_of_raster(score, threshold, threshold_value, top_fraction, budget, false_alarm_rate, transform,
+                            scratch=txn.scratch(kind, "grown.tif"))
         found = cut.info
         if "binary" in txn.outputs:
             with RasterWriter(txn.path("binary"), georef, dtype="uint8", nodata=CLASS_NODATA, band_names=[label],
                               metadata=metadata) as w:
                 found[count_key] = binarize_raster(score, w, cut)
             write_qml(txn.path("binary"), binary_qml(label), txn.path("binary", "qml"))
+        if "objects" in txn.outputs:
+            progress.update("writing", 0.7, "detected objects", force=True)
+            found["objects"] = objects_of_raster(txn, score, cut, georef, layer_name=layer_name, kind=kind,
+                                                 score_name=score_name, min_size=min_object_size)
     finally:
+        if cut is not None:
+            cut.close()
         score.close()
-    if "objects" in txn.outputs:
-        found["objects"] = objects_of_raster(txn, score_path, cut, georef, layer_name=layer_name,
-                                             score_name=score_name, min_size=min_object_size)
     return found
