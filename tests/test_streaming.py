@@ -197,7 +197,7 @@ def _synthetic_scene(path, rows=1500, cols=1500, bands=64):
 def test_streamed_rx_stays_within_the_memory_limit(tmp_path):
     """A 1500 x 1500 x 64 scene (576 MB as float32; in memory RX takes about 1.2 GB) with a 64 MB
     limit: the child's peak is at most the limit plus the fixed overhead, measured as the peak of
-    the same command on the small demo scene (Python, numpy, GDAL and the engine: about 120 MB)."""
+    the same command on the small demo scene (Python, numpy, GDAL, torch and the engine: about 320 MB)."""
     scene = _synthetic_scene(tmp_path / "big.tif")
     baseline = peak_rss_mb(["anomaly", HYDICE, "--method", "rx", "-o", str(tmp_path / "small.tif")])
     peak = peak_rss_mb(["anomaly", scene, "--method", "rx", "-o", str(tmp_path / "score.tif"),

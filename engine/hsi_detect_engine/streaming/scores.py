@@ -317,7 +317,7 @@ def cut_score(txn, score_path: str, georef, metadata: dict, budget: int, progres
                 found[count_key] = binarize_raster(score, w, cut)
             write_qml(txn.path("binary"), binary_qml(label), txn.path("binary", "qml"))
         if "objects" in txn.outputs:
-            progress.update("writing", 0.7, "detected objects", force=True)
+            progress.update("writing", 0.7, layer_name.replace("_", " "), force=True)
             found["objects"] = objects_of_raster(txn, score, cut, georef, layer_name=layer_name, kind=kind,
                                                  score_name=score_name, min_size=min_object_size)
     finally:
