@@ -8,11 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import HsiDetectError
-from .linalg import quadratic_forms
+from .linalg import BLOCK, quadratic_forms
 from .scaling import scale_on_own_statistics
 from .streaming.statistics import Moments
-
-_CHUNK = 8192  # pixels per block of the distances (a float64 copy of 15 MB at 224 bands; larger blocks ran slower)
 
 
 def _mean_cov(pixels: np.ndarray):
@@ -50,10 +48,10 @@ def rx_scores(cube: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
 def mahalanobis(pixels: np.ndarray, mean: np.ndarray, inv: np.ndarray, progress=None) -> np.ndarray:
     """Squared Mahalanobis distance (float64, at least 0) of (n, bands) pixels under mean and inverse covariance."""
     out = np.zeros(pixels.shape[0])
-    for s in range(0, pixels.shape[0], _CHUNK):
+    for s in range(0, pixels.shape[0], BLOCK):
         if progress is not None:
             progress.update("detecting", s / pixels.shape[0], "RX")
-        out[s:s + _CHUNK] = quadratic_forms(pixels[s:s + _CHUNK], mean, inv)
+        out[s:s + BLOCK] = quadratic_forms(pixels[s:s + BLOCK], mean, inv)
     return np.maximum(out, 0.0)
 
 

@@ -67,13 +67,19 @@ def object_table(labels: np.ndarray, count: int, score: np.ndarray, georef: Geor
     pixels = ndimage.sum_labels(np.ones_like(score), labels, index)
     mean = ndimage.mean(score, labels, index)
     flat = np.flatnonzero(labels)  # in raster order
-    lab, v = labels.ravel()[flat], score.ravel()[flat]
-    order = np.lexsort((flat, -v, lab))  # per object: its highest score, the first pixel that holds it
-    top = order[np.searchsorted(lab[order], index)]
+    v = score.ravel()[flat]
+    top = highest(labels.ravel()[flat] - 1, v, flat, count)
     peak = v[top]
     peak_rc = np.stack(np.divmod(flat[top], labels.shape[1]), axis=1).astype(np.float64)
     centre_rc = np.array(ndimage.center_of_mass(np.ones_like(score), labels, index), dtype=np.float64).reshape(-1, 2)
     return object_rows(pixels, peak, mean, peak_rc, centre_rc, georef)
+
+
+def highest(groups: np.ndarray, values: np.ndarray, positions: np.ndarray, count: int) -> np.ndarray:
+    """For each group 0..count-1 (every one present in ``groups``): the index of its highest value,
+    the one at the lowest position where the value is tied."""
+    order = np.lexsort((positions, -values, groups))
+    return order[np.searchsorted(groups[order], np.arange(count))]
 
 
 def object_rows(pixels, peak, mean, peak_rc, centre_rc, georef: Georef) -> list:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..io.cube import Georef
 from ..io.gdal_utils import gdal as _gdal
-from ..io.objects import EIGHT, band_polygons, object_rows
+from ..io.objects import EIGHT, band_polygons, highest, object_rows
 from ..io.writer import RasterWriter
 
 _FIGURES = ("pixels", "total", "rows", "cols", "first", "peak", "peak_at", "seeded")
@@ -63,8 +63,7 @@ class Regions:
         v = values[rr, cc]
         flat = (rr + row).astype(np.int64) * self.width + cc
         n = int(k.max()) + 1
-        order = np.lexsort((flat, -v, k))  # per label: the highest score, the first such pixel
-        top = order[np.searchsorted(k[order], np.arange(n))]
+        top = highest(k, v, flat, n)
         _, first = np.unique(k, return_index=True)  # nonzero() walks in raster order
         return {"pixels": np.bincount(k, minlength=n).astype(np.float64),
                 "total": np.bincount(k, weights=v, minlength=n),
@@ -111,8 +110,7 @@ class Regions:
             setattr(self, name, np.bincount(region, weights=fig[name], minlength=count))
         self.pixels = self.pixels.astype(np.int64)
         self.seeded = np.bincount(region, weights=fig["seeded"].astype(np.float64), minlength=count) > 0
-        order = np.lexsort((fig["peak_at"], -fig["peak"], region))
-        top = order[np.searchsorted(region[order], np.arange(count))] if count else np.zeros(0, dtype=np.int64)
+        top = highest(region, fig["peak"], fig["peak_at"], count)
         self.peak, self.peak_at = fig["peak"][top], fig["peak_at"][top].astype(np.int64)
         self._region = np.concatenate([[0], region + 1])  # provisional label -> region number (0: none)
 

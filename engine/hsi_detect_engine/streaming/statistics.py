@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..linalg import centred_gram
-
-_CHUNK = 8192  # pixels per float64 block (15 MB at 224 bands; blocks of 65536 pixels ran half as fast)
+from ..linalg import BLOCK, centred_gram
 
 
 class Moments:
@@ -30,8 +28,8 @@ class Moments:
         if pixels.shape[0] == 0:
             return
         self.lo, self.hi = min(self.lo, float(pixels.min())), max(self.hi, float(pixels.max()))
-        for s in range(0, pixels.shape[0], _CHUNK):
-            block = pixels[s:s + _CHUNK]
+        for s in range(0, pixels.shape[0], BLOCK):
+            block = pixels[s:s + BLOCK]
             if self.full:
                 self._merge(block.shape[0], *centred_gram(block))
             else:
