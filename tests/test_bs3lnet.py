@@ -132,7 +132,7 @@ def test_training_centres_are_valid_pixels_only():
 
 # ----------------------------------------------------------------------------- detection
 
-@pytest.mark.parametrize("rounds,score", [(0, "mse"), (0, "rx"), (1, "mse")])
+@pytest.mark.parametrize("rounds,score", [(0, "mse"), (0, "rx"), (1, "mse"), (0, "mse+rx"), (1, "mse+rx")])
 def test_tiled_detection_equals_whole_image(tmp_path, rounds, score):
     cube = synthetic(45, 58, bands=10)
     params = dict(TINY, score_rounds=rounds, score=score)

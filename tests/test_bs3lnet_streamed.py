@@ -89,7 +89,7 @@ def model(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("score", ["mse", "mse-scaled", "rx"])
+@pytest.mark.parametrize("score", ["mse", "mse-scaled", "rx", "mse+rx"])
 def test_streamed_detection_with_a_saved_model_equals_in_memory(tmp_path, model, score):
     memory = run(tmp_path, "memory", ROOMY, model=model, params={"score": score})
     streamed = run(tmp_path, "streamed", SMALL, model=model, params={"score": score})

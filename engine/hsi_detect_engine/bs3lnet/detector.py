@@ -178,7 +178,8 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     score 'mse' (the paper): mean over bands of the squared residual in the input's own
     units (the residual times the scaling's per-band ``scale``), so that the scaling only
     conditions training; 'mse-scaled': the same in the scaled units; 'rx': Mahalanobis
-    distance of the residual to the mean and covariance of the valid pixels' residuals.
+    distance of the residual to the mean and covariance of the valid pixels' residuals; 'mse+rx':
+    'mse' fused with global RX of the image (fusion.py).
     """
     import torch
 
@@ -186,7 +187,7 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
 
     valid_np = valid.cpu().numpy() if hasattr(valid, "cpu") else valid
     weights = None
-    if p["score"] == "mse" and scale is not None:
+    if p["score"] in ("mse", "mse+rx") and scale is not None:
         weights = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=device)
     if p["score"] != "rx" and p["score_rounds"] == 0:
         # Reduced tile by tile: no (H, W, B) residual is kept.
@@ -200,6 +201,10 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
             if weights is not None:
                 resid = resid * weights.cpu().numpy()
             score = (resid.astype(np.float64) ** 2).mean(axis=2)
+    if p["score"] == "mse+rx":
+        from .fusion import fuse
+
+        score = fuse([score, rx_scores(image.cpu().numpy(), valid_np)], valid_np)
     score[~valid_np] = 0.0
     return score
 

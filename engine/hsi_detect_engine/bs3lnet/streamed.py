@@ -7,8 +7,9 @@ to a new random place every so many iterations (crop_period); a crop that holds 
 scene is read once and gives the in-memory trainer's batches. Detection reads each
 tile with a halo of the network's receptive radius, so that the tile's core scores equal the
 whole-image ones, and writes them into a float64 raw raster; score 'rx' first accumulates
-the residuals' mean and covariance over the tiles. The last passes (0..1, threshold, binary
-map, objects) are streamed RX's (streaming/outputs.py).
+the residuals' mean and covariance over the tiles; score 'mse+rx' writes its two parts into
+rasters of their own and fuses them from there (fusion.py). The last passes (0..1, threshold,
+binary map, objects) are streamed RX's (streaming/outputs.py).
 """
 
 from __future__ import annotations
@@ -110,7 +111,12 @@ def _run(src, stats, plan, budget, txn, p, device, seed, model_path, save_model,
         started = time.perf_counter()
         raw_path = txn.scratch("score", "raw.tif")
         with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
-            lo, hi, tiles = score_tiles(net, scratch, p, dev, scaling["scale"], budget, w, progress)
+            if p["score"] == "mse+rx":
+                parts = (txn.scratch("score", "mse.tif"), txn.scratch("score", "rx.tif"))
+                lo, hi, tiles = fused_tiles(net, scratch, p, dev, scaling["scale"], budget, w, parts, src.georef,
+                                            progress)
+            else:
+                lo, hi, tiles = score_tiles(net, scratch, p, dev, scaling["scale"], budget, w, progress)
         info.update({"tiles": tiles, "detection_seconds": round(time.perf_counter() - started, 3)})
         for h in hooks:
             h.remove()
@@ -314,3 +320,67 @@ def score_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
             put(t, error[rs, cs].astype(np.float64), valid[rs, cs])
     progress.update("detecting", 1.0, f"{len(tiles)} tiles")
     return lo, hi, len(tiles)
+
+
+def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, writer: RasterWriter, parts: tuple,
+                georef, progress: Progress) -> tuple:
+    """Score 'mse+rx' (fusion.fuse) into ``writer``: the tiles' mse and global RX of the scaled scene
+    written into the rasters at ``parts``, each part's root median and MAD selected from its raster,
+    then the parts read back together; returns (min, max, tiles)."""
+    from ..classical import mahalanobis, safe_inverse
+    from ..streaming.scores import ScoreRaster, quantile_of_raster
+    from .fusion import centre_spread, root, standardised
+
+    mse_path, rx_path = parts
+    with RasterWriter(mse_path, georef, dtype="float64", nodata=math.nan) as w:
+        _, _, tiles = score_tiles(net, scratch, dict(p, score="mse"), dev, scale, budget, w,
+                                  SubProgress(progress, 0.0, 0.6))
+    rows, cols, nb = scratch.shape
+    side = max(MIN_TILE, math.isqrt(int(budget // (TILE_HOST_PER_BAND * nb + TILE_HOST_PER_PIXEL))))
+    cores = list(iter_tiles(rows, cols, side))
+
+    def pixels(message, fraction):
+        sub = SubProgress(progress, *fraction)
+        for i, t in enumerate(cores):
+            sub.update("detecting", i / len(cores), f"{message}: tile {i + 1}/{len(cores)}")
+            x, valid = scratch.read(t.core_row, t.core_col, t.core_rows, t.core_cols)
+            yield t, x, valid
+
+    moments = Moments(nb)
+    for _, x, ok in pixels("RX statistics", (0.6, 0.1)):
+        moments.add(x[ok])
+    mean, inv = moments.mean, safe_inverse(moments.covariance())
+    with RasterWriter(rx_path, georef, dtype="float64", nodata=math.nan) as w:
+        for t, x, ok in pixels("RX", (0.7, 0.1)):
+            block = np.full(ok.shape, np.nan)
+            if ok.any():
+                block[ok] = mahalanobis(x[ok], mean, inv)
+            w.write(block, t.core_row, t.core_col)
+
+    progress.update("detecting", 0.8, "fusing mse and RX")
+    rasters = [ScoreRaster(path, budget, progress) for path in parts]
+    try:
+        spreads = []
+        for raster in rasters:
+            median = quantile_of_raster(raster.transformed(root), 0.5, budget)
+            mad = quantile_of_raster(raster.transformed(lambda v, m=median: np.abs(root(v) - m)), 0.5, budget)
+            spreads.append(centre_spread(median, mad))
+
+        def sums():
+            for (r, a, ok), (_, b, _) in zip(*(raster.windows() for raster in rasters)):
+                total = np.full(a.shape, np.nan)
+                total[ok] = sum(standardised(v[ok], *cs) for v, cs in zip((a, b), spreads))
+                yield r, total, ok
+
+        least = min((float(t[ok].min()) for _, t, ok in sums() if ok.any()), default=0.0)
+        lo, hi = math.inf, -math.inf
+        for r, total, ok in sums():
+            total[ok] = (total[ok] - least) ** 2
+            if ok.any():
+                lo, hi = min(lo, float(total[ok].min())), max(hi, float(total[ok].max()))
+            writer.write(total, r, 0)
+    finally:
+        for raster in rasters:
+            raster.close()
+    progress.update("detecting", 1.0, f"{tiles} tiles")
+    return lo, hi, tiles
