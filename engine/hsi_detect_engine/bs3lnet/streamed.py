@@ -336,25 +336,24 @@ def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
         _, _, tiles = score_tiles(net, scratch, dict(p, score="mse"), dev, scale, budget, w,
                                   SubProgress(progress, 0.0, 0.6))
     rows, cols, nb = scratch.shape
-    side = max(MIN_TILE, math.isqrt(int(budget // (TILE_HOST_PER_BAND * nb + TILE_HOST_PER_PIXEL))))
-    cores = list(iter_tiles(rows, cols, side))
+    cores = list(iter_tiles(rows, cols, tile_side(p, rows, cols, nb, 0, budget, dev)))  # detection's tile size
 
     def pixels(message, fraction):
+        """(tile, its valid pixels (n, bands), its validity) of each core; no copy where all are valid."""
         sub = SubProgress(progress, *fraction)
         for i, t in enumerate(cores):
             sub.update("detecting", i / len(cores), f"{message}: tile {i + 1}/{len(cores)}")
-            x, valid = scratch.read(t.core_row, t.core_col, t.core_rows, t.core_cols)
-            yield t, x, valid
+            x, ok = scratch.read(t.core_row, t.core_col, t.core_rows, t.core_cols)
+            yield t, x.reshape(-1, nb) if ok.all() else x[ok], ok
 
     moments = Moments(nb)
-    for _, x, ok in pixels("RX statistics", (0.6, 0.1)):
-        moments.add(x[ok])
+    for _, x, _ in pixels("RX statistics", (0.6, 0.1)):
+        moments.add(x)
     mean, inv = moments.mean, safe_inverse(moments.covariance())
     with RasterWriter(rx_path, georef, dtype="float64", nodata=math.nan) as w:
         for t, x, ok in pixels("RX", (0.7, 0.1)):
             block = np.full(ok.shape, np.nan)
-            if ok.any():
-                block[ok] = mahalanobis(x[ok], mean, inv)
+            block[ok] = mahalanobis(x, mean, inv)
             w.write(block, t.core_row, t.core_col)
 
     progress.update("detecting", 0.8, "fusing mse and RX")
