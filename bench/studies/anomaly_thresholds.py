@@ -153,10 +153,11 @@ def auc(score: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
 
 
 def robust_z(score: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    from hsi_detect_engine.bs3lnet.fusion import standardised
+
     v = score[valid]
     median = np.median(v)
-    mad = 1.4826 * np.median(np.abs(v - median)) or 1.0
-    return (score - median) / mad
+    return standardised(score, median, np.median(np.abs(v - median)))
 
 
 def percentile_rank(score: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -19,25 +19,21 @@ def root(values: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(values, 0.0))
 
 
-def centre_spread(median: float, mad: float) -> tuple:
-    """(centre, spread) of a part's roots from their median and median absolute deviation."""
+def standardised(values: np.ndarray, median: float, mad: float) -> np.ndarray:
+    """``values`` less their median, over the standard deviation their median absolute deviation
+    implies (1 where they have none)."""
     spread = MAD_TO_SIGMA * mad
-    return median, spread if spread > 0 else 1.0
-
-
-def standardised(values: np.ndarray, centre: float, spread: float) -> np.ndarray:
-    return (root(values) - centre) / spread
+    return (values - median) / (spread if spread > 0 else 1.0)
 
 
 def fuse(parts: list, valid: np.ndarray) -> np.ndarray:
     """The fused score (float64, invalid pixels 0) of same-shaped part maps (squared forms, e.g.
     mse and RX) over the ``valid`` pixels."""
-    total = np.zeros(valid.shape)
+    total = 0.0
     for part in parts:
         r = root(part[valid].astype(np.float64))
         median = float(np.median(r))
-        centre, spread = centre_spread(median, float(np.median(np.abs(r - median))))
-        total[valid] += (r - centre) / spread
+        total = total + standardised(r, median, float(np.median(np.abs(r - median))))
     out = np.zeros(valid.shape)
-    out[valid] = (total[valid] - total[valid].min()) ** 2
+    out[valid] = (total - total.min()) ** 2
     return out

@@ -329,7 +329,7 @@ def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
     then the parts read back together; returns (min, max, tiles)."""
     from ..classical import mahalanobis, safe_inverse
     from ..streaming.scores import ScoreRaster, quantile_of_raster
-    from .fusion import centre_spread, root, standardised
+    from .fusion import root, standardised
 
     mse_path, rx_path = parts
     with RasterWriter(mse_path, georef, dtype="float64", nodata=math.nan) as w:
@@ -359,16 +359,16 @@ def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
     progress.update("detecting", 0.8, "fusing mse and RX")
     rasters = [ScoreRaster(path, budget, progress) for path in parts]
     try:
-        spreads = []
+        statistics = []  # each part's root median and MAD
         for raster in rasters:
             median = quantile_of_raster(raster.transformed(root), 0.5, budget)
             mad = quantile_of_raster(raster.transformed(lambda v, m=median: np.abs(root(v) - m)), 0.5, budget)
-            spreads.append(centre_spread(median, mad))
+            statistics.append((median, mad))
 
         def sums():
             for (r, a, ok), (_, b, _) in zip(*(raster.windows() for raster in rasters)):
                 total = np.full(a.shape, np.nan)
-                total[ok] = sum(standardised(v[ok], *cs) for v, cs in zip((a, b), spreads))
+                total[ok] = sum(standardised(root(v[ok]), *ms) for v, ms in zip((a, b), statistics))
                 yield r, total, ok
 
         least = min((float(t[ok].min()) for _, t, ok in sums() if ok.any()), default=0.0)
