@@ -98,6 +98,16 @@ def test_streamed_detection_with_a_saved_model_equals_in_memory(tmp_path, model,
     assert hidden(tmp_path) == []
 
 
+def test_bs3lnet_s_default_false_alarm_rate_is_its_own(tmp_path, model):
+    """Without a rate, BS3LNet's binary map is cut at its own default (0.001), not RX's 0.003."""
+    default = run(tmp_path, "default", ROOMY, model=model)
+    own = run(tmp_path, "own", ROOMY, model=model, false_alarm_rate=0.001)
+    rx_s = run(tmp_path, "rx-rate", ROOMY, model=model, false_alarm_rate=0.003)
+    assert default["threshold_method"] == "hysteresis"
+    assert default["threshold"] == own["threshold"] and default["grow_threshold"] == own["grow_threshold"]
+    assert default["threshold"] > rx_s["threshold"] and default["detected_pixels"] == own["detected_pixels"]
+
+
 def test_streamed_training_on_a_crop_that_holds_the_scene_equals_in_memory(tmp_path, monkeypatch):
     """Same seed, same batches, same network: the streamed trainer reads the whole scene as its one
     crop and seeds BlindSpotBatches as the in-memory trainer does. A saved model from the streamed

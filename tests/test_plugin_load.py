@@ -150,6 +150,15 @@ def test_without_the_engine_source_the_provider_loads_and_a_run_says_how_to_rein
     assert "engine's source is missing" in lines[-1] and "Reinstall the plugin" in lines[-1]
 
 
+@pytest.mark.parametrize("name, rate", [("bs3lnet", 0.001), ("rx", 0.003), ("hypernet", 0.003), ("cva", 0.003)])
+def test_the_false_alarm_rate_defaults_to_the_method_s_own(hsidetect, name, rate):
+    """BS3LNet's smoothed default score has a default rate of its own (parameters.default_false_alarm_rate)."""
+    from hsi_detect_engine.parameters import default_false_alarm_rate
+
+    assert default_false_alarm_rate(name) == rate
+    assert hsidetect.algorithm(name).parameterDefinition("FALSE_ALARM_RATE").defaultValue() == rate
+
+
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_the_toolbox_dialog_and_the_batch_panel_build_a_widget_for_every_parameter(hsidetect, monkeypatch, name):
     from processing.gui import BatchPanel, ParametersPanel

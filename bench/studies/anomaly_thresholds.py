@@ -82,11 +82,14 @@ def _hysteresis(seed_rate, grow_rate, max_share=1.0):
     return rule
 
 
-def _engine_default(s, valid):
-    from hsi_detect_engine.parameters import ANOMALY_THRESHOLD
-    from hsi_detect_engine.thresholds import binary_map
+def _engine_default(method: str):
+    """The anomaly pipeline's default rule at ``method``'s default false-alarm rate."""
+    def rule(s, valid):
+        from hsi_detect_engine.parameters import ANOMALY_THRESHOLD, default_false_alarm_rate
+        from hsi_detect_engine.thresholds import binary_map
 
-    return binary_map(s, valid, ANOMALY_THRESHOLD)[0] == 1
+        return binary_map(s, valid, ANOMALY_THRESHOLD, false_alarm_rate=default_false_alarm_rate(method))[0] == 1
+    return rule
 
 
 DEFAULT_RULE = "hysteresis (default)"
@@ -100,8 +103,8 @@ RULES = {"otsu": _single("otsu"), "kmeans": _single("kmeans"), "min-error": _sin
          "seeds 0.001 grown to 0.01, regions > 1 % dropped": _hysteresis(0.001, 0.01, 0.01),
          "seeds 0.001 grown to 0.01, regions > 2 % dropped": _hysteresis(0.001, 0.01, 0.02),
          **{f"hysteresis at rate {r:g} (seeds {r / 3:.2g} grown to {3 * r:.2g}, regions > 2 % dropped)":
-            _hysteresis(r / 3, 3 * r, 0.02) for r in (0.002, 0.005)},
-         DEFAULT_RULE: _engine_default}
+            _hysteresis(r / 3, 3 * r, 0.02) for r in (0.001, 0.002, 0.003, 0.005)},
+         DEFAULT_RULE: _engine_default("rx")}
 OLD_DEFAULT = "false-alarm 0.003"
 
 
@@ -137,9 +140,12 @@ def best_threshold(score: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> floa
 
 
 def scene_rows(detector: str, name: str, score: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> list:
+    """Every rule's figures on one score map; the default rule at the rate of the detector's method (RX's for
+    'rx', BS3LNet's for every other map)."""
     s = normalised(score, valid)
+    rules = {**RULES, DEFAULT_RULE: _engine_default("rx" if detector == "rx" else "bs3lnet")}
     rows = [{"detector": detector, "scene": name, "rule": rule, **binary_figures(flag(s, valid), gt, valid)}
-            for rule, flag in RULES.items()]
+            for rule, flag in rules.items()]
     t = best_threshold(s, gt, valid)
     rows.append({"detector": detector, "scene": name, "rule": "best", "threshold": t,
                  **binary_figures((s >= t) & valid, gt, valid)})
@@ -210,14 +216,47 @@ def tail_scaled(score: np.ndarray, valid: np.ndarray, q: float = 0.99) -> np.nda
     return (score - median) / ((top - median) or 1.0)
 
 
+def squared_sum(total: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A sum of robust z-scores shifted to 0 at its minimum and squared, as fusion.fuse returns its sum (which
+    leaves the AUC as it is and feeds the threshold rules a squared distance)."""
+    out = np.zeros(valid.shape)
+    out[valid] = (total[valid] - total[valid].min()) ** 2
+    return out
+
+
+def guide_map(scaled: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """fusion's guide components of a scaled cube, as the detector computes them."""
+    from hsi_detect_engine.bs3lnet.fusion import guide_of, projection
+    from hsi_detect_engine.classical import mean_cov
+
+    pixels = scaled[valid]
+    mean, cov = mean_cov(pixels)
+    matrix = projection(cov)
+    out = np.zeros(valid.shape + (matrix.shape[1],))
+    out[valid] = guide_of(pixels, mean, matrix)
+    return out
+
+
+def scaled_cube(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The cube in BS3LNet's default scaling, as the detector sees it."""
+    from hsi_detect_engine.parameters import BS3LNET, resolve
+    from hsi_detect_engine.scaling import apply_scaling, fit_scaling
+
+    mode = resolve(BS3LNET, {})["scaling"]
+    return apply_scaling(cube, valid, fit_scaling(cube, valid, mode))
+
+
 def candidate_scores(cube: np.ndarray, rx: np.ndarray, maps: dict, valid: np.ndarray) -> dict:
     """Scores of one trained network (maps: 'mse', 'mse-scaled', 'rx' and 'residual' of bs3lnet_maps), with
-    global RX of the scene (``cube``) beside and their fusions (the engine's fusion.fuse where one is the
-    same sum: shifted and squared, which leaves the AUC as it is and feeds the threshold rules a squared
-    distance)."""
-    from hsi_detect_engine.bs3lnet.fusion import fuse
+    global RX of the scene (``cube``) beside and their fusions; the smoothed ones with the engine's
+    fusion.smooth (the default score: the detector's own fused_with_rx)."""
+    from hsi_detect_engine.bs3lnet.detector import fused_with_rx
+    from hsi_detect_engine.bs3lnet.fusion import adjacent_distances, fuse, sigma_of, smooth
 
     mse, resid_rx = maps["mse"], maps["rx"]
+    scaled = scaled_cube(cube, valid)
+    guide = guide_map(scaled, valid)
+    sigma = sigma_of(adjacent_distances(guide, valid))
     parts = {"mse": mse, "rrx": resid_rx, "grx": rx}
     z = {k: robust_z(v, valid) for k, v in parts.items()}
     root = {k: robust_z(np.sqrt(np.maximum(v, 0.0)), valid) for k, v in parts.items()}
@@ -233,6 +272,7 @@ def candidate_scores(cube: np.ndarray, rx: np.ndarray, maps: dict, valid: np.nda
             "grx": on_valid(bulk_rx(cube[valid].astype(np.float64)))}
     bulk_root = {k: robust_z(np.sqrt(v), valid) for k, v in bulk.items()}
     joint = on_valid(bulk_rx(np.hstack([cube[valid] / maps["scale"], maps["residual"][valid]]).astype(np.float64)))
+    two = root["mse"] + root["grx"]
     return {"global RX": rx, "BS3LNet mse (the paper's)": mse, "BS3LNet mse-scaled": maps["mse-scaled"],
             "BS3LNet residual RX": resid_rx,
             "rank mean (residual RX, global RX)": percentile_rank(resid_rx, valid) + percentile_rank(rx, valid),
@@ -240,9 +280,10 @@ def candidate_scores(cube: np.ndarray, rx: np.ndarray, maps: dict, valid: np.nda
             "robust-z sum (mse, global RX)": z["mse"] + z["grx"],
             "robust-z max (mse, global RX)": np.maximum(z["mse"], z["grx"]),
             "robust-z sum (mse, residual RX, global RX)": z["mse"] + z["rrx"] + z["grx"],
-            "robust-z sum of roots (mse, residual RX, global RX)": fuse([mse, resid_rx, rx], valid),
+            "robust-z sum of roots (mse, residual RX, global RX)":
+                squared_sum(root["mse"] + root["rrx"] + root["grx"], valid),
             "robust-z sum of roots (residual RX, global RX)": root["rrx"] + root["grx"],
-            "mse+rx (default): robust-z sum of roots (mse, global RX)": fuse([mse, rx], valid),
+            "robust-z sum of roots (mse, global RX): the former mse+rx": squared_sum(two, valid),
             "robust-z sum of roots, global RX counted 1.5 times": root["mse"] + root["rrx"] + 1.5 * root["grx"],
             "robust-z sum of fourth roots (mse, residual RX, global RX)": fourth["mse"] + fourth["rrx"] + fourth["grx"],
             "robust-z sum of logs (mse, residual RX, global RX)": log["mse"] + log["rrx"] + log["grx"],
@@ -255,7 +296,13 @@ def candidate_scores(cube: np.ndarray, rx: np.ndarray, maps: dict, valid: np.nda
             "tail-rank sum (mse, residual RX, global RX)": sum(tail_rank(v, valid) for v in parts.values()),
             "separation-weighted (mse, residual RX, global RX)": separation_weighted([mse, resid_rx, rx], valid),
             "rank mean (mse, residual RX, global RX)": (percentile_rank(mse, valid) + percentile_rank(resid_rx, valid)
-                                                        + percentile_rank(rx, valid))}
+                                                        + percentile_rank(rx, valid)),
+            "global RX smoothed among alike neighbours": squared_sum(smooth(root["grx"], guide, valid, sigma), valid),
+            "robust-z sum of roots (mse, global RX), plain 3 x 3 mean": squared_sum(smooth(two, guide, valid, np.inf),
+                                                                                  valid),
+            DEFAULT_SCORE: fused_with_rx(mse, scaled, valid),
+            "robust-z sum of roots (mse, residual RX, global RX), smoothed among alike neighbours":
+                fuse([mse, resid_rx, rx], valid, guide)}
 
 
 def _mean(rows, key):
@@ -297,8 +344,10 @@ PUBLISHED_BAR = 0.98  # and a mean AUC of at least this over the five published 
 
 
 # The paper's score and the candidates nearest the bar, thresholded by the default rule (every seed's map).
-THRESHOLDED_CANDIDATES = ("BS3LNet mse (the paper's)", "mse+rx (default): robust-z sum of roots (mse, global RX)",
-                          "robust-z sum of roots (mse, residual RX, global RX)")
+DEFAULT_SCORE = "mse+rx (default): robust-z sum of roots (mse, global RX), smoothed among alike neighbours"
+THRESHOLDED_CANDIDATES = ("BS3LNet mse (the paper's)", "robust-z sum of roots (mse, global RX): the former mse+rx",
+                          DEFAULT_SCORE, "robust-z sum of roots (mse, residual RX, global RX), smoothed among alike "
+                          "neighbours")
 
 
 def fused_thresholds(rows: list) -> list:
@@ -390,9 +439,10 @@ def change_table(rows: list) -> list:
 
 
 def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list = ()) -> str:
-    from hsi_detect_engine.parameters import BS3LNET, FALSE_ALARM_RATE, HYSTERESIS_SPREAD, MAX_OBJECT_SHARE
+    from hsi_detect_engine.parameters import BS3LNET, HYSTERESIS_SPREAD, MAX_OBJECT_SHARE, default_false_alarm_rate
 
     default_score = next(p.default for p in BS3LNET if p.name == "score")
+    rx_rate, bs_rate = default_false_alarm_rate("rx"), default_false_alarm_rate("bs3lnet")
     seeds = sorted({s for per in aucs.values() for s in per})
     out = ["# Anomaly binary maps: threshold rules against the best threshold", "",
            "Written by `python -m bench.studies.anomaly_thresholds`. Every score map is min-max normalised to "
@@ -409,9 +459,10 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list
            "8-connected regions of the pixels above the cut at g that hold a pixel above the cut at r (hysteresis; "
            "anomalies are compact objects, false alarms scattered); 'regions > x % dropped': a region covering more "
            "than x % of the valid pixels is taken as background (a bright field, a shoreline), not a rare object. "
-           f"The default, `--threshold hysteresis` at the expected false-alarm rate {FALSE_ALARM_RATE.default:g}: "
-           f"seeds {FALSE_ALARM_RATE.default / HYSTERESIS_SPREAD:.2g} grown to "
-           f"{FALSE_ALARM_RATE.default * HYSTERESIS_SPREAD:.2g}, regions > {100 * MAX_OBJECT_SHARE:g} % dropped "
+           "The default, `--threshold hysteresis` at the method's expected false-alarm rate r (RX "
+           f"{rx_rate:g}: seeds {rx_rate / HYSTERESIS_SPREAD:.2g} grown to {rx_rate * HYSTERESIS_SPREAD:.2g}; "
+           f"BS3LNet {bs_rate:g}, whose default score is smoothed: seeds {bs_rate / HYSTERESIS_SPREAD:.2g} grown to "
+           f"{bs_rate * HYSTERESIS_SPREAD:.2g}), regions > {100 * MAX_OBJECT_SHARE:g} % dropped "
            "(the rows 'hysteresis at rate r' show the rate a user sets moving it); the former default "
            "`--threshold false-alarm` is the row false-alarm 0.003. Rules were compared on the mean over all "
            "scenes, none tuned per scene.", ""]
@@ -443,7 +494,10 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list
                 "z-scores weighted by each one's separation measured without labels (the mean z of its highest 0.5 % "
                 f"of pixels), and sums in which either RX takes its covariance from the bulk (the pixels at or below "
                 f"the {100 * BULK:g}th percentile of its plain RX) or a joint RX of the scaled pixel and its residual "
-                "is added. The bar: at most "
+                "is added; and sums smoothed among alike neighbours (bs3lnet/fusion.py: each pixel's 3 x 3 "
+                "neighbours weighted by exp(-d^2 / 2 sigma^2), d the distance in the scaled scene's first three "
+                "principal components at unit variance, sigma three times its median between horizontally adjacent "
+                "pixels), beside the same sum under a plain 3 x 3 mean. The bar: at most "
                 f"{BELOW:g} below global RX on every scene, a mean of at least {PUBLISHED_BAR:g} over the five published "
                 "scenes, "
                 "chosen by the mean over all scenes; the seed mean decides.", ""]
@@ -460,13 +514,13 @@ def report(rows: list, aucs: dict, bs3lnet_names: list, total: int, change: list
     return "\n".join(out)
 
 
-def default_score_map(rx: np.ndarray, maps: dict, valid: np.ndarray) -> np.ndarray:
+def default_score_map(cube: np.ndarray, maps: dict, valid: np.ndarray) -> np.ndarray:
     """The map of BS3LNet's default score (parameters.BS3LNET) from one run's cached maps."""
-    from hsi_detect_engine.bs3lnet.fusion import fuse
+    from hsi_detect_engine.bs3lnet.detector import fused_with_rx
     from hsi_detect_engine.parameters import BS3LNET
 
     score = next(p.default for p in BS3LNET if p.name == "score")
-    return fuse([maps["mse"], rx], valid) if score == "mse+rx" else maps[score]
+    return fused_with_rx(maps["mse"], scaled_cube(cube, valid), valid) if score == "mse+rx" else maps[score]
 
 
 def main(argv=None):
@@ -486,7 +540,7 @@ def main(argv=None):
             if not os.path.exists(bs3lnet_maps.map_path(name, seed)):
                 continue
             maps = bs3lnet_maps.load_maps(name, seed)
-            seed_rows = scene_rows(SEEDS_DETECTOR, name, default_score_map(rx, maps, valid), gt, valid)
+            seed_rows = scene_rows(SEEDS_DETECTOR, name, default_score_map(cube, maps, valid), gt, valid)
             rows += [dict(r, seed=seed) for r in seed_rows]
             if seed == THRESHOLD_SEED:
                 done.append(name)

@@ -13,11 +13,10 @@ from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.reader import read_cube, streamed_source
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
 from .io.writer import write_score
-from .parameters import ANOMALY_THRESHOLD
+from .parameters import ANOMALY_THRESHOLD, default_false_alarm_rate
 from .preflight import check_run
 from .progress import Progress
 from .streaming.rx import in_memory_bytes as rx_in_memory_bytes, stream_rx_anomaly
-from .thresholds import DEFAULT_FALSE_ALARM_RATE
 
 METHODS = ("bs3lnet", "rx")
 
@@ -34,7 +33,7 @@ def _in_memory_bytes(method: str, params: dict):
 def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, objects: Optional[str] = None,
                 min_object_size: int = 1, bands: Optional[Sequence[int]] = None, method: str = "bs3lnet",
                 threshold: str = ANOMALY_THRESHOLD, threshold_value: Optional[float] = None,
-                top_fraction: Optional[float] = None, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+                top_fraction: Optional[float] = None, false_alarm_rate: Optional[float] = None,
                 device: str = "auto", seed: int = 1,
                 model: Optional[str] = None, save_model: Optional[str] = None,
                 params: Optional[dict] = None, progress: Optional[Progress] = None,
@@ -49,6 +48,8 @@ def run_anomaly(input_path: str, output: str, *, binary: Optional[str] = None, o
     Returns a summary dict: outputs, method, device, threshold, timings.
     """
     progress = progress or Progress()
+    if false_alarm_rate is None:
+        false_alarm_rate = default_false_alarm_rate(method)
     if method not in METHODS:
         raise HsiDetectError(f"Unknown anomaly method '{method}'. Use one of: {', '.join(METHODS)}.")
     params, seed, limit = check_run(method, "bs3lnet", params, seed=seed, device=device, model=model,

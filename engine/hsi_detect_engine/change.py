@@ -17,12 +17,11 @@ from .io.pairs import read_pair, read_training_mask, streamed_pair
 from .io.products.wavelengths import band_summary, wavelength_metadata
 from .io.transaction import FILE, LAYER, RASTER, OutputTransaction
 from .io.writer import write_score
-from .parameters import CHANGE_THRESHOLD
+from .parameters import CHANGE_THRESHOLD, default_false_alarm_rate
 from .preflight import check_run
 from .progress import Progress
 from .scaling import scale_on_own_statistics
 from .streaming.cva import in_memory_bytes as cva_in_memory_bytes, stream_cva
-from .thresholds import DEFAULT_FALSE_ALARM_RATE
 
 METHODS = ("hypernet", "cva")
 
@@ -32,7 +31,7 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
                training_mask: Optional[str] = None,
                bands: Optional[Sequence[int]] = None, method: str = "hypernet", grid: str = "resample",
                threshold: str = CHANGE_THRESHOLD, threshold_value: Optional[float] = None,
-               top_fraction: Optional[float] = None, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+               top_fraction: Optional[float] = None, false_alarm_rate: Optional[float] = None,
                device: str = "auto", seed: int = 1,
                model: Optional[str] = None, save_model: Optional[str] = None,
                params: Optional[dict] = None, progress: Optional[Progress] = None,
@@ -46,6 +45,8 @@ def run_change(t1_path: str, t2_path: str, output: str, *, anomalous: Optional[s
     streaming/cva.py; HyperNet: hypernet/streamed.py).
     """
     progress = progress or Progress()
+    if false_alarm_rate is None:
+        false_alarm_rate = default_false_alarm_rate(method)
     if method not in METHODS:
         raise HsiDetectError(f"Unknown change method '{method}'. Use one of: {', '.join(METHODS)}.")
     params, seed, limit = check_run(method, "hypernet", params, seed=seed, device=device, model=model,

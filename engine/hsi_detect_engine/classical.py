@@ -13,7 +13,7 @@ from .scaling import scale_on_own_statistics
 from .streaming.statistics import Moments
 
 
-def _mean_cov(pixels: np.ndarray):
+def mean_cov(pixels: np.ndarray):
     """Mean and sample covariance (float64) of (n, bands) pixels, as streamed RX accumulates them."""
     m = Moments(pixels.shape[1])
     m.add(pixels)
@@ -39,7 +39,7 @@ def rx_scores(cube: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
     if not valid.any():
         raise HsiDetectError("RX needs at least one valid pixel.")
     pixels = cube.reshape(-1, cube.shape[-1]) if valid.all() else cube[valid]  # no copy when all are valid
-    mean, cov = _mean_cov(pixels)
+    mean, cov = mean_cov(pixels)
     score = np.zeros(valid.shape)
     score[valid] = mahalanobis(pixels, mean, safe_inverse(cov), progress)
     return score

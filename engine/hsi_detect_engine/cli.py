@@ -83,9 +83,8 @@ def _run_options(p: argparse.ArgumentParser, what: str, threshold: str, objects:
                    help="EnMAP L2A: mark the pixels of the product's cloud, cloud-shadow and haze layers invalid")
     p.add_argument("--threshold", choices=THRESHOLDS, default=threshold,
                    help=f"how the binary map is thresholded: {THRESHOLD_HELP} (default: {threshold})")
-    p.add_argument("--false-alarm-rate", type=float, default=FALSE_ALARM_RATE.default,
-                   help=f"{FALSE_ALARM_RATE.help} {FALSE_ALARM_RATE.allowed().capitalize()} "
-                        f"(default: {FALSE_ALARM_RATE.default:g})")
+    p.add_argument("--false-alarm-rate", type=float,
+                   help=f"{FALSE_ALARM_RATE.help} {FALSE_ALARM_RATE.allowed().capitalize()}")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
     p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
     p.add_argument("--objects", metavar="OUT.gpkg",

@@ -101,8 +101,10 @@ BS3LNET = Parameters("BS3LNet", [
           "reuse them every epoch, as the authors' code does.", paper="no", advanced=True),
     Param("score", str, "mse+rx", "Score formula",
           "Anomaly score of a pixel: mse+rx, the reconstruction error fused with global RX of the image (the roots "
-          "of both standardised by their median and MAD and summed; on the 19 benchmark scenes it never fell more "
-          "than 0.005 AUC below RX, where mse fell up to 0.07 below, and its binary maps were the better ones); mse, "
+          "of both standardised by their median and MAD and summed, then averaged over each pixel's 3 x 3 "
+          "neighbours weighted by how alike they look in the image's first three principal components; on the 19 "
+          "benchmark scenes it never fell more than 0.005 AUC below RX, where mse fell up to 0.07 below, and its "
+          "binary maps were the better ones); mse, "
           "the mean squared reconstruction residual in the input's units (the paper's score; the scaling then only "
           "conditions training); mse-scaled, the same in the scaled units; or rx, the Mahalanobis distance of the "
           "residual.", choices=("mse", "mse-scaled", "rx", "mse+rx"), paper="mse", advanced=True),
@@ -207,8 +209,17 @@ FALSE_ALARM_RATE = Param("false_alarm_rate", float, 0.003, "Expected false-alarm
                          "Share of the background pixels expected above the cut of a background model fitted to the "
                          "bulk of the scores. The method false-alarm cuts there; hysteresis seeds its regions at a "
                          "third of it and grows them through the cut at three times it. Lower: fewer, surer "
-                         "detections. 0.003 gave the best mean F1 of both rules over the 19 anomaly scenes, RX and "
-                         "BS3LNet.", minimum=0, maximum=0.5, above_minimum=True, below_maximum=True)
+                         "detections. Default 0.003 (BS3LNet: 0.001), the best mean F1 over the 19 anomaly scenes.",
+                         minimum=0, maximum=0.5, above_minimum=True, below_maximum=True)
+# BS3LNet's default score is smoothed (bs3lnet/fusion.py): neighbours' scores move together, so hysteresis grows
+# further through them, and a third of the rate gave its maps' best mean F1 (bench/results/studies/anomaly_thresholds.md).
+METHOD_FALSE_ALARM_RATES = {"bs3lnet": 0.001}
+
+
+def default_false_alarm_rate(method: str) -> float:
+    """The expected false-alarm rate a run of ``method`` uses unless one is given."""
+    return METHOD_FALSE_ALARM_RATES.get(method, FALSE_ALARM_RATE.default)
+
 
 SEED = Param("seed", int, 1, "Random seed", "Seed of the random numbers (weights, sampling): the same seed on the "
              "same device gives the same result.", minimum=0, maximum=2**31 - 1)  # a QGIS spin box holds 32 bits

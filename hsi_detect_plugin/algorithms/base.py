@@ -159,7 +159,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                  f"How the score is cut into {what} and background (default: {default}): {engine.THRESHOLD_HELP}; "
                  "false-alarm uses FALSE_ALARM_RATE, value THRESHOLD_VALUE, fraction TOP_FRACTION.", advanced=True)
         rate = engine.FALSE_ALARM_RATE
-        self.add(definition(rate), rate.help, advanced=default != "false-alarm")
+        rate_parameter = definition(rate)
+        rate_parameter.setDefaultValue(engine.default_false_alarm_rate(self.METHOD))
+        self.add(rate_parameter, rate.help, advanced=default != "false-alarm")
         self.add(QgsProcessingParameterNumber("THRESHOLD_VALUE", "Threshold value (method 'value')",
                                               NUMBER_DOUBLE, optional=True),
                  "Score above which a pixel is marked, with the threshold method 'value'.", advanced=True)

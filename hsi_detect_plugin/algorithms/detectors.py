@@ -62,7 +62,8 @@ class Detector(EngineAlgorithm):
 # The anomaly detectors' binary map and objects, described once for both algorithms' help.
 ANOMALY_OUTPUTS_HELP = ("Binary anomaly map (OUTPUT_BINARY): 1 anomaly, 0 background, the score cut at the threshold "
                         "(by default the hysteresis rule: a model of the background fitted to the bulk of the scores "
-                        "gives the cut where it expects a third of FALSE_ALARM_RATE (0.003) of the background pixels; "
+                        "gives the cut where it expects a third of FALSE_ALARM_RATE (0.003; BS3LNet 0.001) of the "
+                        "background pixels; "
                         "the pixels above it seed regions grown through the neighbouring pixels above a looser cut, at "
                         "three times the rate, and a region covering more than 2 % of the scene is dropped as "
                         "background. Raise FALSE_ALARM_RATE for more detections, lower it for fewer and surer ones. On "

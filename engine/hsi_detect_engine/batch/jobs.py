@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import HsiDetectError
-from ..parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, FALSE_ALARM_RATE, HYPERNET, THRESHOLDS, check,
-                          parse_yes_no, resolve)
+from ..parameters import (ANOMALY_THRESHOLD, BS3LNET, CHANGE_THRESHOLD, HYPERNET, THRESHOLDS, check,
+                          default_false_alarm_rate, parse_yes_no, resolve)
 
 COMMANDS = {"anomaly": ("bs3lnet", "rx"), "change": ("hypernet", "cva")}
 PARAMS = {"anomaly": BS3LNET, "change": HYPERNET}
@@ -59,7 +59,7 @@ class Job:
         """Everything that decides the result besides the input files: resolved against the defaults."""
         opts = {"threshold": ANOMALY_THRESHOLD if self.command == "anomaly" else CHANGE_THRESHOLD, "device": "auto",
                 "seed": 1, "bands": None, "threshold_value": None, "top_fraction": None,
-                "false_alarm_rate": FALSE_ALARM_RATE.default}
+                "false_alarm_rate": default_false_alarm_rate(self.method)}
         if self.command == "change":
             opts["grid"] = "resample"
         opts.update(self.options)

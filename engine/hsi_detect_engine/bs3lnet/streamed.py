@@ -7,9 +7,9 @@ to a new random place every so many iterations (crop_period); a crop that holds 
 scene is read once and gives the in-memory trainer's batches. Detection reads each
 tile with a halo of the network's receptive radius, so that the tile's core scores equal the
 whole-image ones, and writes them into a float64 raw raster; score 'rx' first accumulates
-the residuals' mean and covariance over the tiles; score 'mse+rx' writes its two parts into
-rasters of their own and fuses them from there (fusion.py). The last passes (0..1, threshold,
-binary map, objects) are streamed RX's (streaming/outputs.py).
+the residuals' mean and covariance over the tiles; score 'mse+rx' writes its two parts and the
+smoothing's guide into rasters of their own and fuses them from there (fusion.py). The last
+passes (0..1, threshold, binary map, objects) are streamed RX's (streaming/outputs.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ..scaling import apply_scaling, scaling_of
 from ..streaming.budget import gdal_cache, window_plan
 from ..streaming.outputs import write_anomaly_outputs
 from ..streaming.rx import describe_bands, source_moments, windows
+from ..streaming.scores import ScoreRaster, quantile_of_raster
 from ..streaming.statistics import Moments
 from .detector import CPU_TILE_BYTES, _bytes_per_pixel, _forward, build_network, load, load_network, store, \
     trainer_on, training_bytes, training_steps
@@ -46,6 +47,7 @@ CROP_PER_PIXEL = 18  # its validity, the centres' indices and their shuffled ord
 TILE_HOST_PER_BAND = 8  # a detection tile in host memory: its pixels and, for score 'rx', the network's output
 TILE_HOST_PER_PIXEL = 16
 MIN_TILE = 32
+FUSED_PER_PIXEL = 200  # a window of the fusion besides its guide: the parts, their sum, the smoothing's weights
 MAX_CROPS = 8  # training crops at a time
 
 
@@ -112,7 +114,7 @@ def _run(src, stats, plan, budget, txn, p, device, seed, model_path, save_model,
         raw_path = txn.scratch("score", "raw.tif")
         with RasterWriter(raw_path, src.georef, dtype="float64", nodata=math.nan) as w:
             if p["score"] == "mse+rx":
-                parts = (txn.scratch("score", "mse.tif"), txn.scratch("score", "rx.tif"))
+                parts = tuple(txn.scratch("score", name) for name in ("mse.tif", "rx.tif", "guide.tif"))
                 lo, hi, tiles = fused_tiles(net, scratch, p, dev, scaling["scale"], budget, w, parts, src.georef,
                                             progress)
             else:
@@ -324,14 +326,14 @@ def score_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
 
 def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, writer: RasterWriter, parts: tuple,
                 georef, progress: Progress) -> tuple:
-    """Score 'mse+rx' (fusion.fuse) into ``writer``: the tiles' mse and global RX of the scaled scene
-    written into the rasters at ``parts``, each part's root median and MAD selected from its raster,
-    then the parts read back together; returns (min, max, tiles)."""
+    """Score 'mse+rx' (fusion.fuse) into ``writer``: the tiles' mse, global RX of the scaled scene and
+    its guide components written into the rasters at ``parts``; each part's root median and MAD and
+    the smoothing's sigma selected from them; then the sums smoothed in windows of rows, each read
+    with a row above and below; returns (min, max, tiles)."""
     from ..classical import mahalanobis, safe_inverse
-    from ..streaming.scores import ScoreRaster, quantile_of_raster
-    from .fusion import root, standardised
+    from .fusion import guide_of, projection, root
 
-    mse_path, rx_path = parts
+    mse_path, rx_path, guide_path = parts
     with RasterWriter(mse_path, georef, dtype="float64", nodata=math.nan) as w:
         _, _, tiles = score_tiles(net, scratch, dict(p, score="mse"), dev, scale, budget, w,
                                   SubProgress(progress, 0.0, 0.6))
@@ -349,37 +351,110 @@ def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
     moments = Moments(nb)
     for _, x, _ in pixels("RX statistics", (0.6, 0.1)):
         moments.add(x)
-    mean, inv = moments.mean, safe_inverse(moments.covariance())
-    with RasterWriter(rx_path, georef, dtype="float64", nodata=math.nan) as w:
+    cov = moments.covariance()
+    mean, inv, matrix = moments.mean, safe_inverse(cov), projection(cov)
+    k = matrix.shape[1]
+    with RasterWriter(rx_path, georef, dtype="float64", nodata=math.nan) as w, \
+            RasterWriter(guide_path, georef, bands=k, dtype="float64", nodata=math.nan) as g:
         for t, x, ok in pixels("RX", (0.7, 0.1)):
             block = np.full(ok.shape, np.nan)
             block[ok] = mahalanobis(x, mean, inv)
             w.write(block, t.core_row, t.core_col)
+            guide = np.full(ok.shape + (k,), np.nan)
+            guide[ok] = guide_of(x, mean, matrix)
+            g.write(guide, t.core_row, t.core_col)
 
     progress.update("detecting", 0.8, "fusing mse and RX")
-    rasters = [ScoreRaster(path, budget, progress) for path in parts]
+    rasters = [ScoreRaster(path, budget, progress) for path in (mse_path, rx_path)]
     try:
         statistics = []  # each part's root median and MAD
         for raster in rasters:
             median = quantile_of_raster(raster.transformed(root), 0.5, budget)
             mad = quantile_of_raster(raster.transformed(lambda v, m=median: np.abs(root(v) - m)), 0.5, budget)
             statistics.append((median, mad))
-
-        def sums():
-            for (r, a, ok), (_, b, _) in zip(*(raster.windows() for raster in rasters)):
-                total = np.full(a.shape, np.nan)
-                total[ok] = sum(standardised(root(v[ok]), *ms) for v, ms in zip((a, b), statistics))
-                yield r, total, ok
-
-        least = min((float(t[ok].min()) for _, t, ok in sums() if ok.any()), default=0.0)
-        lo, hi = math.inf, -math.inf
-        for r, total, ok in sums():
-            total[ok] = (total[ok] - least) ** 2
-            if ok.any():
-                lo, hi = min(lo, float(total[ok].min())), max(hi, float(total[ok].max()))
-            writer.write(total, r, 0)
     finally:
         for raster in rasters:
             raster.close()
+    fused = FusedRows((mse_path, rx_path), statistics, guide_path, budget, progress)
+    try:
+        sigma = fused.smoothing_sigma()
+        least = min((float(v[ok].min()) for _, v, ok in fused.windows(sigma) if ok.any()), default=0.0)
+        lo, hi = math.inf, -math.inf
+        for r, v, ok in fused.windows(sigma):
+            out = np.full(ok.shape, np.nan)
+            out[ok] = (v[ok] - least) ** 2
+            if ok.any():
+                lo, hi = min(lo, float(out[ok].min())), max(hi, float(out[ok].max()))
+            writer.write(out, r, 0)
+    finally:
+        fused.close()
     progress.update("detecting", 1.0, f"{tiles} tiles")
     return lo, hi, tiles
+
+
+class FusedRows:
+    """The parts' rasters and the guide's read back in windows of rows: their standardised sums
+    smoothed (fusion.smooth), each window read with one row above and below it."""
+
+    def __init__(self, part_paths: tuple, statistics: list, guide_path: str, budget: int, progress: Progress):
+        from ..io.gdal_utils import gdal
+
+        self.parts = [gdal().Open(path) for path in part_paths]
+        self.guide = gdal().Open(guide_path)
+        self.statistics, self.budget, self.progress = statistics, budget, progress
+        self.height, self.width = self.guide.RasterYSize, self.guide.RasterXSize
+        self.k = self.guide.RasterCount
+        self.step = max(1, min(self.height, budget // (self.width * (8 * self.k + FUSED_PER_PIXEL))))
+
+    def _rows(self, ds, r: int, n: int) -> np.ndarray:
+        a = ds.ReadAsArray(0, r, self.width, n).astype(np.float64)
+        return a if a.ndim == 2 else np.moveaxis(a, 0, -1)
+
+    def guide_rows(self, r: int, n: int) -> tuple:
+        """(guide (n, cols, k) with invalid pixels 0, validity)."""
+        g = self._rows(self.guide, r, n).reshape(n, self.width, self.k)
+        ok = np.isfinite(g).all(axis=-1)
+        g[~ok] = 0.0
+        return g, ok
+
+    def smoothing_sigma(self) -> float:
+        """fusion.sigma_of the distances between horizontally adjacent valid pixels, selected exactly."""
+        from .fusion import WIDTH
+
+        distances = AdjacentDistances(self)
+        return WIDTH * quantile_of_raster(distances, 0.5, self.budget) if distances.summary()[0] else 0.0
+
+    def windows(self, sigma: float):
+        """(row, the sum smoothed with ``sigma`` (rows, cols), validity) of each window."""
+        from .fusion import root, smooth, standardised
+
+        for r in range(0, self.height, self.step):
+            self.progress.check()
+            top, bottom = max(0, r - 1), min(self.height, r + self.step + 1)
+            guide, ok = self.guide_rows(top, bottom - top)
+            total = np.zeros(ok.shape)
+            for ds, ms in zip(self.parts, self.statistics):
+                total[ok] += standardised(root(self._rows(ds, top, bottom - top)[ok]), *ms)
+            core = slice(r - top, r - top + min(self.step, self.height - r))
+            yield r, smooth(total, guide, ok, sigma)[core], ok[core]
+
+    def close(self):
+        self.parts, self.guide = [], None
+
+
+class AdjacentDistances:
+    """The distances between horizontally adjacent valid pixels of a FusedRows' guide, read as
+    quantile_of_raster reads a score raster."""
+
+    summary = ScoreRaster.summary
+
+    def __init__(self, rows: FusedRows):
+        self.rows = rows
+
+    def values(self):
+        from .fusion import adjacent_distances
+
+        rows = self.rows
+        for r in range(0, rows.height, rows.step):
+            rows.progress.check()
+            yield adjacent_distances(*rows.guide_rows(r, min(rows.step, rows.height - r)))
