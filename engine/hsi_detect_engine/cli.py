@@ -84,7 +84,7 @@ def _run_options(p: argparse.ArgumentParser, what: str, threshold: str, objects:
     p.add_argument("--threshold", choices=THRESHOLDS, default=threshold,
                    help=f"how the binary map is thresholded: {THRESHOLD_HELP} (default: {threshold})")
     p.add_argument("--false-alarm-rate", type=float,
-                   help=f"{FALSE_ALARM_RATE.help} {FALSE_ALARM_RATE.allowed().capitalize()}")
+                   help=f"{FALSE_ALARM_RATE.help} {FALSE_ALARM_RATE.allowed().capitalize()}.")
     p.add_argument("--threshold-value", type=float, help="score above which a pixel is marked (with --threshold value)")
     p.add_argument("--top-fraction", type=float, help="fraction of pixels to mark (with --threshold fraction)")
     p.add_argument("--objects", metavar="OUT.gpkg",
