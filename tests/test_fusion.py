@@ -1,10 +1,12 @@
 """BS3LNet's 'mse+rx' score (bs3lnet/fusion.py): two squared distances fused by their roots' robust z-scores,
-smoothed among spectrally alike neighbours."""
+smoothed among spectrally alike neighbours; its RX part measures each pixel half averaged with its alike
+neighbours."""
 
 import numpy as np
 import pytest
 
-from hsi_detect_engine.bs3lnet.fusion import WIDTH, adjacent_distances, fuse, projection, sigma_of, smooth
+from hsi_detect_engine.bs3lnet import fusion
+from hsi_detect_engine.bs3lnet.fusion import WIDTH, adjacent_distances, fuse, projection, smooth, spacing_of
 
 
 def _flat(shape):
@@ -60,7 +62,7 @@ def test_smoothing_shares_scores_within_an_object_and_not_across_its_edge():
     total = np.zeros((20, 20))
     total[8:12, 8:12] = np.array([[9, 1, 9, 1], [1, 9, 1, 9], [9, 1, 9, 1], [1, 9, 1, 9]], float)
     valid = np.ones((20, 20), bool)
-    out = smooth(total, guide, valid, sigma_of(adjacent_distances(guide, valid)))
+    out = smooth(total, guide, valid, WIDTH * spacing_of(adjacent_distances(guide, valid)))
     inside = out[8:12, 8:12]
     assert inside.std() < 0.5 * total[8:12, 8:12].std() and inside.mean() == pytest.approx(5.0, abs=0.5)
     assert np.abs(out[7, 8:12]).max() < 1e-6 and np.abs(out[8:12, 12]).max() < 1e-6
@@ -72,7 +74,7 @@ def test_a_one_pixel_target_keeps_its_score_a_plain_mean_would_spread():
     total = np.zeros((15, 15))
     total[7, 7] = 30.0
     valid = np.ones((15, 15), bool)
-    alike = smooth(total, guide, valid, sigma_of(adjacent_distances(guide, valid)))
+    alike = smooth(total, guide, valid, WIDTH * spacing_of(adjacent_distances(guide, valid)))
     plain = smooth(total, guide, valid, np.inf)
     assert alike[7, 7] > 29.0 and alike[6, 6] < 0.01
     assert plain[7, 7] == pytest.approx(30.0 / 9) and plain[6, 6] == pytest.approx(30.0 / 9)
@@ -91,12 +93,12 @@ def test_invalid_pixels_neither_count_nor_score():
     assert out[0, 0] == pytest.approx(np.mean(total[:2, :2]))  # the image's corner: its four pixels
 
 
-def test_sigma_is_three_median_distances_between_adjacent_pixels_and_zero_leaves_the_sum():
+def test_the_spacing_is_the_median_distance_between_adjacent_pixels_and_sigma_zero_leaves_the_sum():
     guide = np.zeros((4, 5, 1))
     guide[:, :, 0] = np.array([0.0, 1.0, 3.0, 6.0, 10.0])  # horizontal steps 1, 2, 3, 4 in every row
     valid = np.ones((4, 5), bool)
-    assert sigma_of(adjacent_distances(guide, valid)) == pytest.approx(WIDTH * 2.5)
-    assert sigma_of(np.empty(0)) == 0.0
+    assert spacing_of(adjacent_distances(guide, valid)) == pytest.approx(2.5)
+    assert spacing_of(np.empty(0)) == 0.0
     total = np.random.default_rng(2).normal(size=(4, 5))
     np.testing.assert_array_equal(smooth(total, guide, valid, 0.0), total)
 
@@ -113,9 +115,10 @@ def test_the_guide_is_the_first_three_components_at_unit_variance():
 
 
 def test_the_streamed_fusion_read_in_windows_of_rows_equals_the_whole_image(tmp_path):
-    """FusedRows (bs3lnet/streamed.py) reads the parts and the guide back from rasters in windows of a
-    few rows, each with a row above and below: its sigma and smoothed sums are the in-memory ones."""
-    from hsi_detect_engine.bs3lnet.streamed import FUSED_PER_PIXEL, FusedRows
+    """FusedRows and GuideRows (bs3lnet/streamed.py) read the parts and the guide back from rasters in
+    windows of a few rows, each with a row above and below: the spacing and smoothed sums are the
+    in-memory ones."""
+    from hsi_detect_engine.bs3lnet.streamed import FUSED_PER_PIXEL, FusedRows, GuideRows
     from hsi_detect_engine.io.cube import Georef
     from hsi_detect_engine.io.writer import RasterWriter
     from hsi_detect_engine.progress import Progress
@@ -142,15 +145,74 @@ def test_the_streamed_fusion_read_in_windows_of_rows_equals_the_whole_image(tmp_
         statistics.append((median, mad))
         total[valid] += (r - median) / (1.4826 * mad)
     flat_guide = np.where(valid[..., None], guide, 0.0)
-    sigma = sigma_of(adjacent_distances(flat_guide, valid))
-    fused = FusedRows(tuple(paths[:2]), statistics, paths[2], cols * (8 * 3 + FUSED_PER_PIXEL) * 4, Progress())
+    spacing = spacing_of(adjacent_distances(flat_guide, valid))
+    sigma = WIDTH * spacing
+    guide_rows = GuideRows(paths[2], cols * (8 * 3 + FUSED_PER_PIXEL) * 4, Progress())
+    fused = FusedRows(tuple(paths[:2]), statistics, guide_rows)
     try:
-        assert fused.step == 4  # six windows, the last of three rows
-        assert fused.smoothing_sigma() == pytest.approx(sigma, rel=1e-12)
+        assert guide_rows.step == 4  # six windows, the last of three rows
+        assert guide_rows.spacing() == pytest.approx(spacing, rel=1e-12)
         got = np.zeros((rows, cols))
         for r, values, ok in fused.windows(sigma):
             np.testing.assert_array_equal(ok, valid[r:r + ok.shape[0]])
             got[r:r + ok.shape[0]][ok] = values[ok]
     finally:
         fused.close()
+        guide_rows.close()
     np.testing.assert_allclose(got, smooth(total, flat_guide, valid, sigma), rtol=1e-10, atol=1e-12)
+
+
+def _scene(seed=5, shape=(30, 30), bands=12):
+    """Background noise, a faint 5 x 5 object and a strong one-pixel target; the guide tells both apart."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=shape + (bands,))
+    image[10:15, 10:15] += 0.8  # faint in every band: RX of single noisy pixels hardly sees it
+    image[24, 5] += 4.0
+    guide = rng.normal(0, 0.1, shape + (3,))
+    guide[10:15, 10:15] += 3.0
+    guide[24, 5] -= 3.0
+    valid = np.ones(shape, bool)
+    valid[0, :4] = False
+    return image, guide, valid
+
+
+def _plain_rx(image, valid):
+    from hsi_detect_engine.classical import rx_scores
+
+    return rx_scores(image, valid)
+
+
+def _rx_part(image, guide, valid):
+    from hsi_detect_engine.classical import mean_cov, safe_inverse
+
+    mean, cov = mean_cov(image[valid])
+    return fusion.rx_part(image, valid, guide, spacing_of(adjacent_distances(guide, valid)), mean, safe_inverse(cov))
+
+
+def test_the_rx_part_lifts_an_extended_object_above_the_noise_and_keeps_a_one_pixel_target():
+    image, guide, valid = _scene()
+    plain, part = _plain_rx(image, valid), _rx_part(image, guide, valid)
+    obj = np.zeros(valid.shape, bool)
+    obj[10:15, 10:15] = True
+    background = valid & ~obj
+    background[24, 5] = False
+
+    def separation(score):  # the object's median against the background's 99th percentile
+        return np.median(score[obj]) / np.quantile(score[background], 0.99)
+
+    assert separation(part) > 1.5 * separation(plain)
+    assert part[24, 5] > 0.9 * plain[24, 5]
+    assert np.all(part[~valid] == 0)
+
+
+def test_the_rx_part_in_windows_of_rows_equals_one_window(monkeypatch):
+    """rx_part reads windows of a few rows, each with a row above and below: the same as one window."""
+    image, guide, valid = _scene(6, (30, 9), 5)
+    whole = _rx_part(image, guide, valid)
+    monkeypatch.setattr(fusion, "WINDOW_VALUES", 4 * 9 * 5)  # windows of four rows
+    np.testing.assert_allclose(_rx_part(image, guide, valid), whole, rtol=1e-12, atol=1e-12)
+    from hsi_detect_engine.classical import mean_cov, safe_inverse
+
+    mean, cov = mean_cov(image[valid])
+    one = fusion.rx_rows(image, guide, valid, spacing_of(adjacent_distances(guide, valid)), mean, safe_inverse(cov))
+    np.testing.assert_allclose(whole, one, rtol=1e-12, atol=1e-12)

@@ -100,11 +100,12 @@ BS3LNET = Parameters("BS3LNet", [
           "Yes: draw new blind positions for every batch, as Noise2Void does. No: draw them once per pixel and "
           "reuse them every epoch, as the authors' code does.", paper="no", advanced=True),
     Param("score", str, "mse+rx", "Score formula",
-          "Anomaly score of a pixel: mse+rx, the reconstruction error fused with global RX of the image (the roots "
-          "of both standardised by their median and MAD and summed, then averaged over each pixel's 3 x 3 "
-          "neighbours weighted by how alike they look in the image's first three principal components; on the 19 "
-          "benchmark scenes it never fell more than 0.005 AUC below RX, where mse fell up to 0.07 below, and its "
-          "binary maps were the better ones); mse, "
+          "Anomaly score of a pixel: mse+rx, the reconstruction error fused with RX of the image, RX measuring each "
+          "pixel half as it is and half as the mean of its alike neighbours (the roots of both standardised by "
+          "their median and MAD and summed, then averaged over each pixel's 3 x 3 neighbours weighted by how alike "
+          "they look in the image's first three principal components; on the 19 benchmark scenes it never fell "
+          "more than 0.005 AUC below RX, where mse fell up to 0.07 below, and its binary maps were the better "
+          "ones); mse, "
           "the mean squared reconstruction residual in the input's units (the paper's score; the scaling then only "
           "conditions training); mse-scaled, the same in the scaled units; or rx, the Mahalanobis distance of the "
           "residual.", choices=("mse", "mse-scaled", "rx", "mse+rx"), paper="mse", advanced=True),

@@ -179,7 +179,8 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
     units (the residual times the scaling's per-band ``scale``), so that the scaling only
     conditions training; 'mse-scaled': the same in the scaled units; 'rx': Mahalanobis
     distance of the residual to the mean and covariance of the valid pixels' residuals; 'mse+rx':
-    'mse' fused with global RX of the image and smoothed among alike neighbours (fusion.py).
+    'mse' fused with RX of the image (each pixel half averaged with its alike neighbours), the sum
+    smoothed among alike neighbours (fusion.py).
     """
     import torch
 
@@ -208,19 +209,18 @@ def score_image(net, image, valid, p: dict, device, seed: int, progress: Progres
 
 
 def fused_with_rx(mse: np.ndarray, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Score 'mse+rx' of the mse map and the scaled (rows, cols, bands) image: the image's global RX
-    and its guide components come from one mean and covariance of its valid pixels."""
-    from ..classical import mahalanobis, mean_cov, safe_inverse
-    from .fusion import fuse, guide_of, projection
+    """Score 'mse+rx' of the mse map and the scaled (rows, cols, bands) image: the RX part and the
+    guide components come from one mean and covariance of its valid pixels."""
+    from ..classical import mean_cov, safe_inverse
+    from .fusion import adjacent_distances, fuse, guide_of, projection, rx_part, spacing_of
 
     pixels = image.reshape(-1, image.shape[-1]) if valid.all() else image[valid]  # no copy when all are valid
     mean, cov = mean_cov(pixels)
-    rx = np.zeros(valid.shape)
-    rx[valid] = mahalanobis(pixels, mean, safe_inverse(cov))
     matrix = projection(cov)
     guide = np.zeros(valid.shape + (matrix.shape[1],))
     guide[valid] = guide_of(pixels, mean, matrix)
-    return fuse([mse, rx], valid, guide)
+    spacing = spacing_of(adjacent_distances(guide, valid))
+    return fuse([mse, rx_part(image, valid, guide, spacing, mean, safe_inverse(cov))], valid, guide)
 
 
 def load_network(net, tensors: dict, model_path: str):

@@ -7,8 +7,9 @@ to a new random place every so many iterations (crop_period); a crop that holds 
 scene is read once and gives the in-memory trainer's batches. Detection reads each
 tile with a halo of the network's receptive radius, so that the tile's core scores equal the
 whole-image ones, and writes them into a float64 raw raster; score 'rx' first accumulates
-the residuals' mean and covariance over the tiles; score 'mse+rx' writes its two parts and the
-smoothing's guide into rasters of their own and fuses them from there (fusion.py). The last
+the residuals' mean and covariance over the tiles; score 'mse+rx' writes its mse and the
+smoothing's guide into rasters of their own, then its RX part from windows of rows of the scaled
+copy, and fuses them from there (fusion.py). The last
 passes (0..1, threshold, binary map, objects) are streamed RX's (streaming/outputs.py).
 """
 
@@ -48,6 +49,8 @@ TILE_HOST_PER_BAND = 8  # a detection tile in host memory: its pixels and, for s
 TILE_HOST_PER_PIXEL = 16
 MIN_TILE = 32
 FUSED_PER_PIXEL = 200  # a window of the fusion besides its guide: the parts, their sum, the smoothing's weights
+RX_PER_BAND = 48  # a window of the RX part: the float32 rows read, their float64 copy and, at the
+#                   smoothing's peak, four float64 arrays as large (fusion.smooth) or the pixels measured
 MAX_CROPS = 8  # training crops at a time
 
 
@@ -326,12 +329,13 @@ def score_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
 
 def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, writer: RasterWriter, parts: tuple,
                 georef, progress: Progress) -> tuple:
-    """Score 'mse+rx' (fusion.fuse) into ``writer``: the tiles' mse, global RX of the scaled scene and
-    its guide components written into the rasters at ``parts``; each part's root median and MAD and
-    the smoothing's sigma selected from them; then the sums smoothed in windows of rows, each read
-    with a row above and below; returns (min, max, tiles)."""
-    from ..classical import mahalanobis, safe_inverse
-    from .fusion import guide_of, projection, root
+    """Score 'mse+rx' (fusion.fuse) into ``writer``: the tiles' mse and the scaled scene's guide
+    components written into the rasters at ``parts``, the guide's spacing selected from its raster;
+    the RX part (fusion.rx_rows) from windows of rows of the scaled copy, each read with a row above
+    and below; each part's root median and MAD selected from its raster; then the sums smoothed in
+    windows of rows likewise; returns (min, max, tiles)."""
+    from ..classical import safe_inverse
+    from .fusion import WIDTH, guide_of, projection, root, row_windows, rx_rows
 
     mse_path, rx_path, guide_path = parts
     with RasterWriter(mse_path, georef, dtype="float64", nodata=math.nan) as w:
@@ -349,112 +353,133 @@ def fused_tiles(net, scratch: ScratchCube, p: dict, dev, scale, budget: int, wri
             yield t, x.reshape(-1, nb) if ok.all() else x[ok], ok
 
     moments = Moments(nb)
-    for _, x, _ in pixels("RX statistics", (0.6, 0.1)):
+    for _, x, _ in pixels("RX statistics", (0.6, 0.05)):
         moments.add(x)
     cov = moments.covariance()
     mean, inv, matrix = moments.mean, safe_inverse(cov), projection(cov)
     k = matrix.shape[1]
-    with RasterWriter(rx_path, georef, dtype="float64", nodata=math.nan) as w, \
-            RasterWriter(guide_path, georef, bands=k, dtype="float64", nodata=math.nan) as g:
-        for t, x, ok in pixels("RX", (0.7, 0.1)):
-            block = np.full(ok.shape, np.nan)
-            block[ok] = mahalanobis(x, mean, inv)
-            w.write(block, t.core_row, t.core_col)
+    with RasterWriter(guide_path, georef, bands=k, dtype="float64", nodata=math.nan) as g:
+        for t, x, ok in pixels("guide", (0.65, 0.05)):
             guide = np.full(ok.shape + (k,), np.nan)
             guide[ok] = guide_of(x, mean, matrix)
             g.write(guide, t.core_row, t.core_col)
 
-    progress.update("detecting", 0.8, "fusing mse and RX")
-    rasters = [ScoreRaster(path, budget, progress) for path in (mse_path, rx_path)]
+    guide = GuideRows(guide_path, budget, progress)
     try:
-        statistics = []  # each part's root median and MAD
-        for raster in rasters:
-            median = quantile_of_raster(raster.transformed(root), 0.5, budget)
-            mad = quantile_of_raster(raster.transformed(lambda v, m=median: np.abs(root(v) - m)), 0.5, budget)
-            statistics.append((median, mad))
+        spacing = guide.spacing()
+        step = max(1, min(rows, budget // (cols * (RX_PER_BAND * nb + 8 * k + FUSED_PER_PIXEL))))
+        windows = list(row_windows(rows, step))
+        sub = SubProgress(progress, 0.7, 0.1)
+        with RasterWriter(rx_path, georef, dtype="float64", nodata=math.nan) as w:
+            for i, (r, top, bottom, core) in enumerate(windows):
+                sub.update("detecting", i / len(windows), f"RX: rows {r + 1}-{r + core.stop - core.start}")
+                x, ok = scratch.read(top, 0, bottom - top, cols)
+                block = np.where(ok, rx_rows(x, guide.rows(top, bottom - top)[0], ok, spacing, mean, inv), np.nan)
+                w.write(block[core], r, 0)
+
+        progress.update("detecting", 0.8, "fusing mse and RX")
+        rasters = [ScoreRaster(path, budget, progress) for path in (mse_path, rx_path)]
+        try:
+            statistics = []  # each part's root median and MAD
+            for raster in rasters:
+                median = quantile_of_raster(raster.transformed(root), 0.5, budget)
+                mad = quantile_of_raster(raster.transformed(lambda v, m=median: np.abs(root(v) - m)), 0.5, budget)
+                statistics.append((median, mad))
+        finally:
+            for raster in rasters:
+                raster.close()
+        fused = FusedRows((mse_path, rx_path), statistics, guide)
+        try:
+            sigma = WIDTH * spacing
+            least = min((float(v[ok].min()) for _, v, ok in fused.windows(sigma) if ok.any()), default=0.0)
+            lo, hi = math.inf, -math.inf
+            for r, v, ok in fused.windows(sigma):
+                out = np.full(ok.shape, np.nan)
+                out[ok] = (v[ok] - least) ** 2
+                if ok.any():
+                    lo, hi = min(lo, float(out[ok].min())), max(hi, float(out[ok].max()))
+                writer.write(out, r, 0)
+        finally:
+            fused.close()
     finally:
-        for raster in rasters:
-            raster.close()
-    fused = FusedRows((mse_path, rx_path), statistics, guide_path, budget, progress)
-    try:
-        sigma = fused.smoothing_sigma()
-        least = min((float(v[ok].min()) for _, v, ok in fused.windows(sigma) if ok.any()), default=0.0)
-        lo, hi = math.inf, -math.inf
-        for r, v, ok in fused.windows(sigma):
-            out = np.full(ok.shape, np.nan)
-            out[ok] = (v[ok] - least) ** 2
-            if ok.any():
-                lo, hi = min(lo, float(out[ok].min())), max(hi, float(out[ok].max()))
-            writer.write(out, r, 0)
-    finally:
-        fused.close()
+        guide.close()
     progress.update("detecting", 1.0, f"{tiles} tiles")
     return lo, hi, tiles
 
 
-class FusedRows:
-    """The parts' rasters and the guide's read back in windows of rows: their standardised sums
-    smoothed (fusion.smooth), each window read with one row above and below it."""
+class GuideRows:
+    """The guide's raster read back in windows of rows (``step`` rows, within the budget)."""
 
-    def __init__(self, part_paths: tuple, statistics: list, guide_path: str, budget: int, progress: Progress):
+    def __init__(self, path: str, budget: int, progress: Progress):
         from ..io.gdal_utils import gdal
 
-        self.parts = [gdal().Open(path) for path in part_paths]
-        self.guide = gdal().Open(guide_path)
-        self.statistics, self.budget, self.progress = statistics, budget, progress
-        self.height, self.width = self.guide.RasterYSize, self.guide.RasterXSize
-        self.k = self.guide.RasterCount
+        self.ds = gdal().Open(path)
+        self.budget, self.progress = budget, progress
+        self.height, self.width, self.k = self.ds.RasterYSize, self.ds.RasterXSize, self.ds.RasterCount
         self.step = max(1, min(self.height, budget // (self.width * (8 * self.k + FUSED_PER_PIXEL))))
 
-    def _rows(self, ds, r: int, n: int) -> np.ndarray:
-        a = ds.ReadAsArray(0, r, self.width, n).astype(np.float64)
-        return a if a.ndim == 2 else np.moveaxis(a, 0, -1)
-
-    def guide_rows(self, r: int, n: int) -> tuple:
+    def rows(self, r: int, n: int) -> tuple:
         """(guide (n, cols, k) with invalid pixels 0, validity)."""
-        g = self._rows(self.guide, r, n).reshape(n, self.width, self.k)
+        g = read_rows(self.ds, r, n, self.width).reshape(n, self.width, self.k)
         ok = np.isfinite(g).all(axis=-1)
         g[~ok] = 0.0
         return g, ok
 
-    def smoothing_sigma(self) -> float:
-        """fusion.sigma_of the distances between horizontally adjacent valid pixels, selected exactly."""
-        from .fusion import WIDTH
-
+    def spacing(self) -> float:
+        """fusion.spacing_of the distances between horizontally adjacent valid pixels, selected exactly."""
         distances = AdjacentDistances(self)
-        return WIDTH * quantile_of_raster(distances, 0.5, self.budget) if distances.summary()[0] else 0.0
+        return quantile_of_raster(distances, 0.5, self.budget) if distances.summary()[0] else 0.0
+
+    def close(self):
+        self.ds = None
+
+
+def read_rows(ds, r: int, n: int, width: int) -> np.ndarray:
+    """Rows r..r+n of a raster as float64, (n, cols) or (n, cols, bands)."""
+    a = ds.ReadAsArray(0, r, width, n).astype(np.float64)
+    return a if a.ndim == 2 else np.moveaxis(a, 0, -1)
+
+
+class FusedRows:
+    """The parts' rasters read back beside a GuideRows, in its windows of rows: their standardised
+    sums smoothed (fusion.smooth), each window read with one row above and below it."""
+
+    def __init__(self, part_paths: tuple, statistics: list, guide: GuideRows):
+        from ..io.gdal_utils import gdal
+
+        self.parts = [gdal().Open(path) for path in part_paths]
+        self.statistics, self.guide = statistics, guide
 
     def windows(self, sigma: float):
         """(row, the sum smoothed with ``sigma`` (rows, cols), validity) of each window."""
-        from .fusion import root, smooth, standardised
+        from .fusion import root, row_windows, smooth, standardised
 
-        for r in range(0, self.height, self.step):
-            self.progress.check()
-            top, bottom = max(0, r - 1), min(self.height, r + self.step + 1)
-            guide, ok = self.guide_rows(top, bottom - top)
+        g = self.guide
+        for r, top, bottom, core in row_windows(g.height, g.step):
+            g.progress.check()
+            guide, ok = g.rows(top, bottom - top)
             total = np.zeros(ok.shape)
             for ds, ms in zip(self.parts, self.statistics):
-                total[ok] += standardised(root(self._rows(ds, top, bottom - top)[ok]), *ms)
-            core = slice(r - top, r - top + min(self.step, self.height - r))
+                total[ok] += standardised(root(read_rows(ds, top, bottom - top, g.width)[ok]), *ms)
             yield r, smooth(total, guide, ok, sigma)[core], ok[core]
 
     def close(self):
-        self.parts, self.guide = [], None
+        self.parts = []
 
 
 class AdjacentDistances:
-    """The distances between horizontally adjacent valid pixels of a FusedRows' guide, read as
+    """The distances between horizontally adjacent valid pixels of a GuideRows' raster, read as
     quantile_of_raster reads a score raster."""
 
     summary = ScoreRaster.summary
 
-    def __init__(self, rows: FusedRows):
-        self.rows = rows
+    def __init__(self, guide: GuideRows):
+        self.guide = guide
 
     def values(self):
         from .fusion import adjacent_distances
 
-        rows = self.rows
-        for r in range(0, rows.height, rows.step):
-            rows.progress.check()
-            yield adjacent_distances(*rows.guide_rows(r, min(rows.step, rows.height - r)))
+        g = self.guide
+        for r in range(0, g.height, g.step):
+            g.progress.check()
+            yield adjacent_distances(*g.rows(r, min(g.step, g.height - r)))
