@@ -246,26 +246,14 @@ def scaled_cube(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return apply_scaling(cube, valid, fit_scaling(cube, valid, mode))
 
 
-def denoised(scaled: np.ndarray, valid: np.ndarray, guide: np.ndarray, sigma: float) -> np.ndarray:
-    """The scaled cube with each band averaged among alike neighbours (fusion.smooth's weights), a denoised scene
-    whose RX sees extended targets through less noise."""
-    from hsi_detect_engine.bs3lnet.fusion import smooth
-
-    return smooth(scaled.astype(np.float64), guide, valid, sigma)
-
-
 def partly_denoised_rx(scaled: np.ndarray, valid: np.ndarray, guide: np.ndarray, spacing: float, own: float,
                        width: float) -> np.ndarray:
-    """RX, under the scaled scene's own mean and covariance, of each pixel ``own`` itself and the rest its alike
-    neighbours' mean with sigma ``width`` spacings: fusion.rx_part with other settings."""
-    from hsi_detect_engine.classical import mahalanobis, mean_cov, safe_inverse
+    """fusion.rx_rows of the whole scaled scene with another own share and width."""
+    from hsi_detect_engine.bs3lnet.fusion import rx_rows
+    from hsi_detect_engine.classical import mean_cov, safe_inverse
 
-    x = scaled.astype(np.float64)
-    mean, cov = mean_cov(x[valid])
-    measured = own * x + (1 - own) * denoised(x, valid, guide, width * spacing)
-    out = np.zeros(valid.shape)
-    out[valid] = mahalanobis(measured[valid], mean, safe_inverse(cov))
-    return out
+    mean, cov = mean_cov(scaled[valid])
+    return rx_rows(scaled, guide, valid, spacing, mean, safe_inverse(cov), own, width)
 
 
 def candidate_scores(cube: np.ndarray, rx: np.ndarray, maps: dict, valid: np.ndarray) -> dict:
@@ -298,7 +286,8 @@ def candidate_scores(cube: np.ndarray, rx: np.ndarray, maps: dict, valid: np.nda
     bulk_root = {k: robust_z(np.sqrt(v), valid) for k, v in bulk.items()}
     joint = on_valid(bulk_rx(np.hstack([cube[valid] / maps["scale"], maps["residual"][valid]]).astype(np.float64)))
     two = root["mse"] + root["grx"]
-    denoised_rx = {w: rx_scores(denoised(scaled, valid, guide, sigma * w).astype(np.float32), valid)
+    # RX of the scene with each band averaged among alike neighbours (the sum's weights, or a third of their sigma)
+    denoised_rx = {w: rx_scores(smooth(scaled.astype(np.float64), guide, valid, sigma * w).astype(np.float32), valid)
                    for w in (1, 1 / 3)}
     return {"global RX": rx, "BS3LNet mse (the paper's)": mse, "BS3LNet mse-scaled": maps["mse-scaled"],
             "BS3LNet residual RX": resid_rx,

@@ -101,14 +101,15 @@ def smooth(values: np.ndarray, guide: np.ndarray, valid: np.ndarray, sigma: floa
 
 
 def rx_rows(block: np.ndarray, guide: np.ndarray, valid: np.ndarray, spacing: float, mean: np.ndarray,
-            inv: np.ndarray) -> np.ndarray:
+            inv: np.ndarray, own: float = OWN_SHARE, width: float = DENOISE_WIDTH) -> np.ndarray:
     """The RX part (float64, invalid pixels 0) of a (rows, cols, bands) block of the scaled scene:
-    each valid pixel OWN_SHARE itself and the rest its alike neighbours' mean in the block, its
-    squared Mahalanobis distance under the scene's ``mean`` and inverse covariance ``inv``."""
+    each valid pixel ``own`` itself and the rest its alike neighbours' mean in the block (sigma
+    ``width`` spacings), its squared Mahalanobis distance under the scene's ``mean`` and inverse
+    covariance ``inv``."""
     from ..classical import mahalanobis
 
     x = block.astype(np.float64)
-    measured = OWN_SHARE * x + (1 - OWN_SHARE) * smooth(x, guide, valid, DENOISE_WIDTH * spacing)
+    measured = own * x + (1 - own) * smooth(x, guide, valid, width * spacing)
     out = np.zeros(valid.shape)
     out[valid] = mahalanobis(measured[valid], mean, inv)
     return out
